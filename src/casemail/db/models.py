@@ -1,0 +1,254 @@
+"""The tables. Words follow DESIGN.md: account, channel, case, message, quarantine, outbox.
+
+Raw RFC 5322 bytes live once in ``blobs`` (keyed by SHA-256) and are referenced from the
+inbound receipt, the message on a case's email history and attachments.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from casemail.db.types import UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# RFC 5321 section 4.5.3.1.3: a path is at most 256 octets; 320 leaves room for display.
+ADDRESS_LEN = 320
+# RFC 5322 section 2.1.1: a header line is at most 998 characters.
+HEADER_LEN = 998
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Company(Base):
+    __tablename__ = "companies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Channel(Base):
+    """An intake into cases: the address it answers for and its rules."""
+
+    __tablename__ = "channels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(ADDRESS_LEN), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    subject_tag_prefix: Mapped[str] = mapped_column(String(40), default="Case")
+    allowed_networks: Mapped[list[Any]] = mapped_column(default=list)
+    error_address: Mapped[str | None] = mapped_column(String(ADDRESS_LEN))
+    purge_days: Mapped[int] = mapped_column(Integer, default=30)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("company_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    email: Mapped[str] = mapped_column(String(ADDRESS_LEN))
+    name: Mapped[str | None] = mapped_column(String(HEADER_LEN))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    subject: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="new", index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    contact: Mapped[Contact | None] = relationship(lazy="joined")
+
+
+class Blob(Base):
+    """Content-addressed bytes: raw messages and attachment contents, stored once."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InboundReceipt(Base):
+    """Every message handed to ``ingest_raw``, committed before anything is acknowledged.
+
+    ``state`` is ``received`` (stored, not yet processed), ``processing`` (claimed until
+    ``claimed_until``), ``done`` (on a case) or ``quarantined``.
+    """
+
+    __tablename__ = "inbound"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "dedupe_key"),
+        Index("ix_inbound_state_claimed", "state", "claimed_until"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    source: Mapped[str] = mapped_column(String(20))
+    envelope_from: Mapped[str | None] = mapped_column(String(ADDRESS_LEN))
+    envelope_to: Mapped[list[Any]] = mapped_column(default=list)
+    peer: Mapped[str | None] = mapped_column(String(100))
+    raw_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    size: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[str | None] = mapped_column(String(HEADER_LEN))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    dedupe_key: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20), default="received")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column()
+
+
+class Message(Base):
+    """One email on a case's email history, inbound or outbound."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"), unique=True)
+    direction: Mapped[str] = mapped_column(String(10))
+    message_id: Mapped[str | None] = mapped_column(String(HEADER_LEN), index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(HEADER_LEN))
+    references: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    from_address: Mapped[str | None] = mapped_column(String(ADDRESS_LEN))
+    from_name: Mapped[str | None] = mapped_column(String(HEADER_LEN))
+    to_addresses: Mapped[list[Any]] = mapped_column(default=list)
+    cc_addresses: Mapped[list[Any]] = mapped_column(default=list)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    text_body: Mapped[str | None] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    raw_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    rule_hits: Mapped[list[Any]] = mapped_column(default=list)
+    parse_defects: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id", lazy="selectin")
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    filename: Mapped[str | None] = mapped_column(String(HEADER_LEN))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    content_id: Mapped[str | None] = mapped_column(String(HEADER_LEN))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class QuarantineEntry(Base):
+    """Inbound mail that did not become or join a case, with the reason."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id"), unique=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"), index=True)
+    reason_code: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), default="held")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    purge_after: Mapped[datetime] = mapped_column(index=True)
+
+
+class OutboxEntry(Base):
+    """Outbound mail and its state: ready, sending, sent, error or cancelled."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    state: Mapped[str] = mapped_column(String(20), default="ready")
+    message_id: Mapped[str] = mapped_column(String(HEADER_LEN), unique=True)
+    envelope_from: Mapped[str | None] = mapped_column(String(ADDRESS_LEN))
+    recipients: Mapped[list[Any]] = mapped_column(default=list)
+    raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Account(Base):
+    """A real mailbox at a provider. Its full model (server settings, auth) grows in later
+    migrations; ``settings`` and the encrypted ``secrets`` leave room for it."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    role: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(ADDRESS_LEN))
+    incoming_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    outgoing_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """API tokens; only a SHA-256 of the token is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()

@@ -1,0 +1,60 @@
+"""Content hashes for dedupe.
+
+The same message may reach us twice with different trace fields (a Received line per hop,
+RFC 5321 section 4.4), and with CRLF from the network but LF from a file. Neither makes it
+a different message, so both are left out of the content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+TRACE_FIELDS = frozenset(
+    {
+        b"received",
+        b"return-path",
+        b"delivered-to",
+        b"x-original-to",
+        b"x-received",
+        b"authentication-results",
+        b"arc-seal",
+        b"arc-message-signature",
+        b"arc-authentication-results",
+    }
+)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _split_fields(header_block: bytes) -> list[bytes]:
+    """Header fields with their folded continuation lines (RFC 5322 section 2.2.3)."""
+    fields: list[bytes] = []
+    for line in header_block.split(b"\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b"\n" + line
+        else:
+            fields.append(line)
+    return fields
+
+
+def content_hash(raw: bytes) -> str:
+    normalised = raw.replace(b"\r\n", b"\n")
+    match = _HEADER_END.search(normalised)
+    header_block, body = (
+        (normalised[: match.start()], normalised[match.end() :]) if match else (normalised, b"")
+    )
+    kept = [
+        f
+        for f in _split_fields(header_block)
+        if f.split(b":", 1)[0].strip().lower() not in TRACE_FIELDS
+    ]
+    digest = hashlib.sha256()
+    digest.update(b"\n".join(kept))
+    digest.update(b"\n\n")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def dedupe_key(message_id: str | None, content: str) -> str:
+    """Same Message-ID and same content on the same channel is the same message."""
+    return hashlib.sha256(f"{message_id or ''}\0{content}".encode()).hexdigest()

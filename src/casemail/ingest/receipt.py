@@ -1,0 +1,79 @@
+"""Store first: the raw bytes and their envelope are committed before anything else happens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from casemail.db.blobs import put_blob
+from casemail.db.engine import Database
+from casemail.db.models import InboundReceipt
+from casemail.db.types import utcnow
+from casemail.db.upsert import insert_ignore
+from casemail.ingest.hashing import content_hash, dedupe_key
+from casemail.ingest.headers import message_ids
+from casemail.ingest.types import Source
+
+_MESSAGE_ID_SCAN = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Receipt:
+    inbound_id: int
+    duplicate: bool
+
+
+def sniff_message_id(raw: bytes) -> str | None:
+    """The Message-ID from the header block, read without a full parse.
+
+    Only used for the dedupe key; the parse stage reads it properly later.
+    """
+    head = raw[:_MESSAGE_ID_SCAN].replace(b"\r\n", b"\n")
+    header_block = head.split(b"\n\n", 1)[0]
+    unfolded = header_block.replace(b"\n ", b" ").replace(b"\n\t", b" ")
+    for line in unfolded.split(b"\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"message-id":
+            ids = message_ids(value.decode("ascii", "replace"))
+            return ids[0][:900] if ids else None
+    return None
+
+
+def record_receipt(db: Database, *, channel_id: int, raw: bytes, source: Source) -> Receipt:
+    """Commit the raw message; a second copy of the same message returns the first receipt."""
+    message_id = sniff_message_id(raw)
+    digest = content_hash(raw)
+    key = dedupe_key(message_id, digest)
+    with db.write() as session:
+        raw_sha = put_blob(session, raw)
+        inbound_id = insert_ignore(
+            session,
+            InboundReceipt.__table__,  # type: ignore[arg-type]
+            conflict=["channel_id", "dedupe_key"],
+            returning=InboundReceipt.id,
+            values={
+                "channel_id": channel_id,
+                "source": source.kind,
+                "envelope_from": source.envelope_from,
+                "envelope_to": list(source.envelope_to),
+                "peer": source.peer,
+                "raw_sha256": raw_sha,
+                "size": len(raw),
+                "message_id": message_id,
+                "content_hash": digest,
+                "dedupe_key": key,
+                "state": "received",
+                "attempts": 0,
+                "received_at": utcnow(),
+            },
+        )
+        if inbound_id is not None:
+            return Receipt(inbound_id=inbound_id, duplicate=False)
+        existing = session.scalar(
+            select(InboundReceipt.id).where(
+                InboundReceipt.channel_id == channel_id, InboundReceipt.dedupe_key == key
+            )
+        )
+        assert existing is not None
+        return Receipt(inbound_id=existing, duplicate=True)
