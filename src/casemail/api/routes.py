@@ -1,0 +1,108 @@
+"""Routes of /api/v1. Thin: each builds a query or command and calls one service function."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+
+from casemail.api.deps import ReadSession, WriteSession, require_token
+from casemail.api.schemas import (
+    CaseDetail,
+    CasePublic,
+    ChannelCreate,
+    ChannelPublic,
+    ErrorBody,
+    MessagePublic,
+    QuarantinePublic,
+)
+from casemail.cases import service as cases
+from casemail.channels.addresses import InvalidAddress
+from casemail.channels.service import ChannelExists, add_channel, list_channels
+
+router = APIRouter(
+    prefix="/api/v1",
+    dependencies=[Depends(require_token)],
+    responses={401: {"model": ErrorBody, "description": "Missing or invalid API token"}},
+)
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such case"}
+}
+
+
+@router.get("/cases", response_model=list[CasePublic], tags=["cases"])
+def get_cases(
+    session: ReadSession,
+    status_: Annotated[
+        str | None, Query(alias="status", pattern="^(new|open|pending|closed)$")
+    ] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[CasePublic]:
+    rows = cases.list_cases(session, status=status_, limit=limit, offset=offset)
+    return [CasePublic.model_validate(row) for row in rows]
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetail, tags=["cases"], responses=NOT_FOUND)
+def get_case(case_id: int, session: ReadSession) -> CaseDetail:
+    case = cases.get_case(session, case_id)
+    if case is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Case {case_id} not found")
+    public = CasePublic.model_validate(case)
+    return CaseDetail(**public.model_dump(), message_count=cases.message_count(session, case_id))
+
+
+@router.get(
+    "/cases/{case_id}/messages",
+    response_model=list[MessagePublic],
+    tags=["cases"],
+    responses=NOT_FOUND,
+)
+def get_case_messages(case_id: int, session: ReadSession) -> list[MessagePublic]:
+    if cases.get_case(session, case_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Case {case_id} not found")
+    return [MessagePublic.model_validate(m) for m in cases.case_messages(session, case_id)]
+
+
+@router.get("/quarantine", response_model=list[QuarantinePublic], tags=["quarantine"])
+def get_quarantine(
+    session: ReadSession,
+    state: Annotated[str | None, Query(pattern="^(held|released|discarded)$")] = "held",
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[QuarantinePublic]:
+    rows = cases.list_quarantine(session, state=state, limit=limit, offset=offset)
+    return [QuarantinePublic.model_validate(row) for row in rows]
+
+
+@router.get("/channels", response_model=list[ChannelPublic], tags=["channels"])
+def get_channels(session: ReadSession) -> list[ChannelPublic]:
+    return [ChannelPublic.model_validate(c) for c in list_channels(session)]
+
+
+@router.post(
+    "/channels",
+    response_model=ChannelPublic,
+    status_code=status.HTTP_201_CREATED,
+    tags=["channels"],
+    responses={
+        409: {"model": ErrorBody, "description": "A channel for this address exists"},
+        422: {"description": "Invalid address or network"},
+    },
+)
+def post_channel(body: ChannelCreate, session: WriteSession) -> ChannelPublic:
+    try:
+        channel = add_channel(
+            session,
+            address=body.address,
+            name=body.name,
+            allowed_networks=body.allowed_networks,
+            subject_tag_prefix=body.subject_tag_prefix,
+        )
+    except ChannelExists as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except (InvalidAddress, ValueError) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return ChannelPublic.model_validate(channel)

@@ -1,0 +1,118 @@
+"""Public shapes of the API. Create and public schemas are separate (no ORM leaks)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _FromRow(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ContactPublic(_FromRow):
+    id: int
+    email: str
+    name: str | None
+
+
+class CasePublic(_FromRow):
+    id: int
+    channel_id: int
+    subject: str
+    status: str
+    contact: ContactPublic | None
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime
+
+
+class CaseDetail(CasePublic):
+    message_count: int
+
+
+class AddressPublic(BaseModel):
+    email: str
+    name: str | None = None
+
+
+class AttachmentPublic(_FromRow):
+    id: int
+    filename: str | None
+    content_type: str
+    size: int
+    sha256: str
+    content_id: str | None
+    inline: bool
+
+
+class RuleHitPublic(BaseModel):
+    rule: str
+    detail: str
+
+
+class MessagePublic(_FromRow):
+    id: int
+    case_id: int
+    direction: str
+    message_id: str | None
+    in_reply_to: str | None
+    references: list[str]
+    subject: str
+    from_address: str | None
+    from_name: str | None
+    to_addresses: list[AddressPublic]
+    cc_addresses: list[AddressPublic]
+    sent_at: datetime | None
+    created_at: datetime
+    text_body: str | None
+    html_body: str | None
+    attachments: list[AttachmentPublic]
+    rule_hits: list[RuleHitPublic]
+    parse_defects: list[str]
+
+
+class QuarantinePublic(_FromRow):
+    id: int
+    inbound_id: int
+    channel_id: int
+    reason_code: str
+    reason: str
+    state: str
+    created_at: datetime
+    purge_after: datetime
+
+
+class ChannelPublic(_FromRow):
+    id: int
+    name: str
+    address: str
+    active: bool
+    subject_tag_prefix: str
+    allowed_networks: list[str]
+    error_address: str | None
+    purge_days: int
+    created_at: datetime
+
+
+class ChannelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(max_length=320, examples=["support@example.com"])
+    name: str | None = Field(None, max_length=200)
+    allowed_networks: list[str] = Field(
+        default_factory=list, description="CIDR ranges allowed to send to this channel."
+    )
+    subject_tag_prefix: str = Field("Case", min_length=1, max_length=40, pattern=r"^[\w\- ]+$")
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorBody(BaseModel):
+    detail: str

@@ -1,0 +1,1 @@
+"""Cases, contacts and each case's email history."""

@@ -1,0 +1,1 @@
+"""The command line: thin commands that call one service function each."""

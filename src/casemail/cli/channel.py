@@ -1,0 +1,55 @@
+"""casemail channel add|list"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from casemail.api.schemas import ChannelPublic
+from casemail.channels.addresses import InvalidAddress
+from casemail.channels.service import ChannelExists, add_channel, list_channels
+from casemail.cli.common import context, emit_json, fail
+
+app = typer.Typer(help="Channels: the addresses that turn mail into cases.", no_args_is_help=True)
+
+
+@app.command("add")
+def add(
+    address: Annotated[str, typer.Option(help="The address mail is sent to.")],
+    name: Annotated[str | None, typer.Option(help="A name shown to people.")] = None,
+    allow: Annotated[
+        list[str] | None, typer.Option(help="CIDR range allowed to send (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Add a channel."""
+    ctx = context()
+    try:
+        with ctx.db.write() as session:
+            channel = ChannelPublic.model_validate(
+                add_channel(session, address=address, name=name, allowed_networks=allow)
+            )
+    except (ChannelExists, InvalidAddress, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(channel)
+    else:
+        typer.echo(f"channel {channel.id} added: {channel.address} ({channel.name})")
+
+
+@app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List channels."""
+    ctx = context()
+    with ctx.db.read() as session:
+        channels = [ChannelPublic.model_validate(c) for c in list_channels(session)]
+    if as_json:
+        emit_json(channels)
+        return
+    if not channels:
+        typer.echo("no channels yet: add one with `casemail channel add --address ADDR`")
+    for c in channels:
+        state = "active" if c.active else "inactive"
+        networks = ", ".join(c.allowed_networks) or "any sender IP"
+        typer.echo(f"{c.id:>4}  {c.address:<40} {state:<8} {c.name}  [{networks}]")

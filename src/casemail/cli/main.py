@@ -1,0 +1,74 @@
+"""The ``casemail`` command."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from casemail.auth.tokens import create_token
+from casemail.cli import case, channel
+from casemail.cli.common import context
+from casemail.cli.inject import inject
+from casemail.db.migrate import current_revision
+
+app = typer.Typer(
+    help="casemail: mailboxes in, cases out. Settings come from CASEMAIL_* variables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(channel.app, name="channel")
+app.add_typer(case.app, name="case")
+app.command("inject")(inject)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(db_app, name="db")
+
+
+@app.command()
+def serve(
+    http_port: Annotated[int | None, typer.Option(help="HTTP port [default: 8025].")] = None,
+    smtp_port: Annotated[int | None, typer.Option(help="SMTP port [default: 2525].")] = None,
+    smtps_port: Annotated[int | None, typer.Option(help="Implicit-TLS SMTP port.")] = None,
+    http_host: Annotated[str | None, typer.Option(help="HTTP bind address.")] = None,
+    smtp_host: Annotated[str | None, typer.Option(help="SMTP bind address.")] = None,
+    workers: Annotated[bool, typer.Option(help="Run background workers.")] = True,
+) -> None:
+    """Run the API, the SMTP listener and the workers in one process."""
+    from casemail.bootstrap import configure_logging
+    from casemail.service import serve as run
+
+    ctx = context(
+        http_port=http_port,
+        smtp_port=smtp_port,
+        smtps_port=smtps_port,
+        http_host=http_host,
+        smtp_host=smtp_host,
+        workers=workers,
+    )
+    configure_logging(ctx.settings.log_level)
+    asyncio.run(run(ctx))
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+) -> None:
+    """Create an API token and print it (it is shown only this once)."""
+    ctx = context()
+    with ctx.db.write() as session:
+        token = create_token(session, name=name)
+    typer.echo(token)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (serve does this on start too)."""
+    ctx = context()
+    typer.echo(f"database at revision {current_revision(ctx.db)}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The SMTP listener: mail for channel addresses, committed before it is acknowledged."""

@@ -1,0 +1,1 @@
+"""Background work: reprocessing receipts left behind, purging old quarantine."""

@@ -1,0 +1,86 @@
+"""Shared fixtures. Every test that takes ``db`` runs on SQLite and on PostgreSQL.
+
+PostgreSQL: a fresh database is created for the test session on the server named by
+``CASEMAIL_TEST_PG_ADMIN_URL`` (default: the local server, database ``test``, user
+``postgres``) and dropped at the end. Where no server answers, the PostgreSQL variants are
+skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from casemail.db import Database
+from casemail.db.migrate import upgrade
+from casemail.db.models import Base
+
+PG_ADMIN_URL = os.environ.get(
+    "CASEMAIL_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pg_unavailable_reason() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {PG_ADMIN_URL} not reachable ({exc.__class__.__name__}: {exc})"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """URL of a fresh, migrated PostgreSQL database for this test session."""
+    reason = _pg_unavailable_reason()
+    if reason:
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    name = f"casemail_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    database = Database.from_url(url)
+    upgrade(database)
+    database.dispose()
+    yield url
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _reset_pg(database: Database) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with database.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.execute(text("INSERT INTO companies (name, created_at) VALUES ('Default', now())"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'casemail.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    database = Database.from_url(url)
+    _reset_pg(database)
+    database.dispose()
+    return url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database.from_url(db_url)
+    upgrade(database)
+    yield database
+    database.dispose()
