@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from casemail.accounts.secrets import KeyRing, load_keyring
 from casemail.config import Settings
 from casemail.db.engine import Database
 from casemail.db.migrate import upgrade
@@ -15,6 +16,7 @@ from casemail.ingest import IngestOptions
 class AppContext:
     settings: Settings
     db: Database
+    keys: KeyRing
 
     @property
     def ingest_options(self) -> IngestOptions:
@@ -37,4 +39,4 @@ def build_context(settings: Settings | None = None, *, migrate: bool = True) -> 
     db = Database.from_url(settings.resolved_database_url)
     if migrate:
         upgrade(db)
-    return AppContext(settings=settings, db=db)
+    return AppContext(settings=settings, db=db, keys=load_keyring(settings))

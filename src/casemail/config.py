@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -83,6 +83,24 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = None
     max_message_size: int = Field(DEFAULT_MAX_MESSAGE_SIZE, gt=0)
 
+    secret_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Fernet key(s) for secrets at rest, comma-separated, newest first; default: the "
+            "key file <home>/secret.key, created on first start."
+        ),
+    )
+    allow_private_hosts: bool | None = Field(
+        None,
+        description=(
+            "Allow account hosts that resolve to private, loopback or link-local addresses; "
+            "default: on in development, off in production."
+        ),
+    )
+    tls_ca_file: Path | None = Field(
+        None, description="Extra CA certificates trusted when connecting to mail servers."
+    )
+
     workers: bool = Field(True, description="Run the background workers inside `serve`.")
     ingest_max_attempts: int = Field(3, ge=1)
     ingest_claim_seconds: int = Field(300, ge=5)
@@ -104,6 +122,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
         return (init_settings, env_settings, toml)
+
+    @property
+    def private_hosts_allowed(self) -> bool:
+        if self.allow_private_hosts is not None:
+            return self.allow_private_hosts
+        return self.environment == "development"
 
     @property
     def resolved_database_url(self) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import suppress
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 import uvicorn
 
@@ -14,6 +16,18 @@ from casemail.listener.server import start_listeners
 from casemail.workers.supervisor import run_workers
 
 log = logging.getLogger("casemail.service")
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn, minus its signal handling: ``serve`` owns SIGINT/SIGTERM.
+
+    uvicorn re-raises a captured signal as soon as the HTTP server has stopped, which would
+    kill the process before the SMTP listener and the workers have finished their work.
+    """
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _banner(ctx: AppContext) -> str:
@@ -40,10 +54,12 @@ async def serve(ctx: AppContext) -> None:
         access_log=False,
         lifespan="off",
     )
-    server = uvicorn.Server(config)
+    server = _ApiServer(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _request_exit, server, sig)
     print(_banner(ctx), flush=True)
     try:
-        # uvicorn installs the SIGINT/SIGTERM handlers and returns on either.
         await server.serve()
     finally:
         stop.set()
@@ -56,3 +72,11 @@ async def serve(ctx: AppContext) -> None:
             with suppress(Exception):
                 await asyncio.wait_for(workers, timeout=30)
         ctx.db.dispose()
+        log.info("casemail stopped")
+
+
+def _request_exit(server: uvicorn.Server, sig: signal.Signals) -> None:
+    log.info("%s received: finishing work in progress, then stopping", sig.name)
+    # A second signal means "now": uvicorn stops without waiting for open connections.
+    server.force_exit = server.should_exit
+    server.should_exit = True

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from casemail import __version__
+from casemail.accounts.rules import AccountError
+from casemail.accounts.secrets import SecretsError
+from casemail.api import accounts, people
 from casemail.api.routes import router
 from casemail.api.schemas import Health
 from casemail.bootstrap import AppContext
+from casemail.users.service import UserError
 
 
 def create_app(context: AppContext) -> FastAPI:
@@ -23,6 +27,9 @@ def create_app(context: AppContext) -> FastAPI:
     )
     app.state.context = context
     app.include_router(router)
+    app.include_router(accounts.router)
+    app.include_router(people.router)
+    _error_handlers(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> JSONResponse:
@@ -36,3 +43,20 @@ def create_app(context: AppContext) -> FastAPI:
         return JSONResponse(body.model_dump(), status_code=200 if database == "ok" else 503)
 
     return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """Service errors become JSON with the words for people and the field to fix."""
+
+    @app.exception_handler(AccountError)
+    async def account_error(request: Request, exc: AccountError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=exc.status)
+
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, exc: UserError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(SecretsError)
+    async def secrets_error(request: Request, exc: SecretsError) -> JSONResponse:
+        # The key setup is broken, not the request: say so without any key material.
+        return JSONResponse({"detail": str(exc)}, status_code=500)

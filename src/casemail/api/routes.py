@@ -69,11 +69,14 @@ def get_case_messages(case_id: int, session: ReadSession) -> list[MessagePublic]
 @router.get("/quarantine", response_model=list[QuarantinePublic], tags=["quarantine"])
 def get_quarantine(
     session: ReadSession,
-    state: Annotated[str | None, Query(pattern="^(held|released|discarded)$")] = "held",
+    state: Annotated[
+        str, Query(pattern="^(held|released|discarded|all)$", description="'all' for every state")
+    ] = "held",
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[QuarantinePublic]:
-    rows = cases.list_quarantine(session, state=state, limit=limit, offset=offset)
+    chosen = None if state == "all" else state
+    rows = cases.list_quarantine(session, state=chosen, limit=limit, offset=offset)
     return [QuarantinePublic.model_validate(row) for row in rows]
 
 

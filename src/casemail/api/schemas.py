@@ -116,3 +116,4 @@ class Health(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str
+    field: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from casemail.channels.addresses import base_address, normalise_address
@@ -51,6 +52,10 @@ def add_channel(
         active=True,
         purge_days=30,
     )
-    session.add(channel)
-    session.flush()
+    try:
+        # A savepoint: a concurrent insert of the same address loses here, cleanly.
+        with session.begin_nested():
+            session.add(channel)
+    except IntegrityError as exc:
+        raise ChannelExists(f"a channel for {normalised} exists already") from exc
     return channel

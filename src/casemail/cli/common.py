@@ -7,7 +7,10 @@ from typing import Any, NoReturn
 
 import typer
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import make_url
+from sqlalchemy.exc import OperationalError
 
+from casemail.accounts.secrets import SecretsError
 from casemail.bootstrap import AppContext, build_context, configure_logging
 from casemail.config import Settings
 
@@ -25,7 +28,13 @@ def load_settings(**overrides: Any) -> Settings:
 def context(**overrides: Any) -> AppContext:
     settings = load_settings(**overrides)
     configure_logging("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level)
-    return build_context(settings)
+    try:
+        return build_context(settings)
+    except OperationalError as exc:
+        url = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+        fail(f"cannot use the database at {url}: {str(exc.orig).strip().splitlines()[0]}")
+    except SecretsError as exc:
+        fail(str(exc))
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from casemail.auth.tokens import create_token
-from casemail.cli import case, channel
+from casemail.cli import account, case, channel, keys, people
 from casemail.cli.common import context
 from casemail.cli.inject import inject
 from casemail.db.migrate import current_revision
@@ -20,6 +20,10 @@ app = typer.Typer(
 )
 app.add_typer(channel.app, name="channel")
 app.add_typer(case.app, name="case")
+app.add_typer(account.app, name="account")
+app.add_typer(people.users, name="user")
+app.add_typer(people.teams, name="team")
+app.add_typer(keys.app, name="keys")
 app.command("inject")(inject)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -222,23 +223,100 @@ class OutboxEntry(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Team(Base):
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("company_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """A person who works cases: an ``admin`` or an ``agent``."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(ADDRESS_LEN), unique=True)
+    role: Mapped[str] = mapped_column(String(20), default="agent")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+
+
+def _default_index(name: str, columns: list[str], where: str) -> Index:
+    """A partial unique index: SQLite and PostgreSQL both support ``WHERE`` on indexes."""
+    return Index(
+        name,
+        *columns,
+        unique=True,
+        sqlite_where=text(where),
+        postgresql_where=text(where),
+    )
+
+
 class Account(Base):
-    """A real mailbox at a provider. Its full model (server settings, auth) grows in later
-    migrations; ``settings`` and the encrypted ``secrets`` leave room for it."""
+    """A real mailbox at a provider: incoming (IMAP/POP3) and/or outgoing (SMTP) settings.
+
+    Server settings live in ``settings`` (validated by ``casemail.accounts.schemas``);
+    passwords and tokens only in ``secrets``, encrypted and bound to the row id.
+    ``is_default`` means: the user's default (personal), the team's default (team) or the
+    company's current one (global, system); partial unique indexes allow one of each.
+    """
 
     __tablename__ = "accounts"
+    __table_args__ = (
+        _default_index(
+            "uq_accounts_personal_default", ["owner_user_id"], "is_default AND role = 'personal'"
+        ),
+        _default_index(
+            "uq_accounts_team_default", ["owner_team_id"], "is_default AND role = 'team'"
+        ),
+        _default_index(
+            "uq_accounts_company_default",
+            ["company_id", "role"],
+            "is_default AND role IN ('global', 'system')",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
     role: Mapped[str] = mapped_column(String(20))
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    owner_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(ADDRESS_LEN))
+    auth_type: Mapped[str] = mapped_column(String(20), default="password")
+    oauth_provider: Mapped[str | None] = mapped_column(String(40))
+    oauth_token_ref: Mapped[str | None] = mapped_column(String(200))
     incoming_active: Mapped[bool] = mapped_column(Boolean, default=False)
     outgoing_active: Mapped[bool] = mapped_column(Boolean, default=False)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
+    incoming_tested_at: Mapped[datetime | None] = mapped_column()
+    incoming_test_ok: Mapped[bool | None] = mapped_column(Boolean)
+    incoming_test_message: Mapped[str | None] = mapped_column(Text)
+    outgoing_tested_at: Mapped[datetime | None] = mapped_column()
+    outgoing_test_ok: Mapped[bool | None] = mapped_column(Boolean)
+    outgoing_test_message: Mapped[str | None] = mapped_column(Text)
+    deactivated_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        # Never the secrets column, not even encrypted.
+        return f"<Account id={self.id} role={self.role} email={self.email!r}>"
 
 
 class ApiToken(Base):

@@ -19,6 +19,9 @@ from functools import cached_property
 from casemail.ingest.types import Address
 
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
+# RFC 5322 section 3.6.4: msg-id is id-left "@" id-right, neither part empty. Anything
+# else ("<>", "<@>") is not an identifier and must never thread a message onto a case.
+_VALID_ID = re.compile(r"^[^@\s]+@[^@\s]+$")
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -45,11 +48,8 @@ def message_ids(value: str | None) -> tuple[str, ...]:
     """The msg-ids in a header value (RFC 5322 section 3.6.4), without angle brackets."""
     if not value:
         return ()
-    found = _MSG_ID.findall(value)
-    if found:
-        return tuple(found)
-    bare = value.strip()
-    return (bare,) if bare and " " not in bare else ()
+    found = _MSG_ID.findall(value) or [value.strip()]
+    return tuple(i for i in found if _VALID_ID.match(i))
 
 
 class HeaderReader:
@@ -110,8 +110,11 @@ class HeaderReader:
             return None
         try:
             value = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+            # RFC 5322 section 3.3: "-0000" means no zone known; treat as UTC.
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            # OverflowError: a year too large for an int, or a date near 9999-12-31 that
+            # leaves datetime's range when moved to UTC. It used to escape and fail the
+            # whole message (quarantined "processing-failed"); see tests/unit/test_headers.py.
             self.defects.append("Date: unparseable")
             return None
-        # RFC 5322 section 3.3: "-0000" means no zone known; treat as UTC.
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -62,10 +62,12 @@ def _disposition(part: Message) -> str | None:
 
 
 def _attachment(part: Message, data: bytes) -> ParsedAttachment:
-    content_id = message_ids(str(part.get("Content-ID") or ""))
+    # clean_text as for the filename: a NUL in these headers failed the message on
+    # PostgreSQL, whose text columns cannot hold one (tests/integration/test_ingest.py).
+    content_id = message_ids(clean_text(str(part.get("Content-ID") or "")))
     return ParsedAttachment(
         filename=_filename(part),
-        content_type=part.get_content_type(),
+        content_type=clean_text(part.get_content_type()),
         content_id=content_id[0] if content_id else None,
         inline=_disposition(part) == "inline",
         data=data,

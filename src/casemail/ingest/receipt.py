@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from casemail.db.blobs import put_blob
 from casemail.db.engine import Database
@@ -46,6 +47,11 @@ def record_receipt(db: Database, *, channel_id: int, raw: bytes, source: Source)
     digest = content_hash(raw)
     key = dedupe_key(message_id, digest)
     with db.write() as session:
+        # A redelivered copy (often with one more Received line) must not leave its bytes
+        # behind as a blob nothing refers to: look for the first receipt before storing.
+        existing = _existing(session, channel_id, key)
+        if existing is not None:
+            return Receipt(inbound_id=existing, duplicate=True)
         raw_sha = put_blob(session, raw)
         inbound_id = insert_ignore(
             session,
@@ -70,10 +76,15 @@ def record_receipt(db: Database, *, channel_id: int, raw: bytes, source: Source)
         )
         if inbound_id is not None:
             return Receipt(inbound_id=inbound_id, duplicate=False)
-        existing = session.scalar(
-            select(InboundReceipt.id).where(
-                InboundReceipt.channel_id == channel_id, InboundReceipt.dedupe_key == key
-            )
-        )
+        # Lost a race with a concurrent delivery of the same message (PostgreSQL).
+        existing = _existing(session, channel_id, key)
         assert existing is not None
         return Receipt(inbound_id=existing, duplicate=True)
+
+
+def _existing(session: Session, channel_id: int, key: str) -> int | None:
+    return session.scalar(
+        select(InboundReceipt.id).where(
+            InboundReceipt.channel_id == channel_id, InboundReceipt.dedupe_key == key
+        )
+    )

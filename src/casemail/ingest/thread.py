@@ -52,6 +52,9 @@ def _case_by_message_ids(session: Session, company_id: int, ids: list[str]) -> C
     return None
 
 
+_MAX_CASE_ID = 2**31 - 1
+
+
 def subject_tag_pattern(prefix: str) -> re.Pattern[str]:
     return re.compile(r"\[\s*" + re.escape(prefix) + r"\s*#\s*(\d{1,12})\s*\]", re.IGNORECASE)
 
@@ -60,7 +63,10 @@ def _case_by_subject_tag(session: Session, channel: Channel, parsed: ParsedMessa
     match = subject_tag_pattern(channel.subject_tag_prefix).search(parsed.subject)
     if match is None:
         return ThreadMatch(None, ())
-    case = session.get(Case, int(match.group(1)))
+    number = int(match.group(1))
+    # Case ids are 32-bit integers: PostgreSQL refuses a larger one in the lookup ("integer
+    # out of range"), which failed the whole message there (see tests/integration/test_ingest.py).
+    case = session.get(Case, number) if number <= _MAX_CASE_ID else None
     tag = match.group(0)
     if case is None or case.company_id != channel.company_id:
         return ThreadMatch(None, (RuleHit("subject-tag-unknown", f"{tag}: no such case"),))

@@ -1,0 +1,2 @@
+"""Mail accounts: server settings and credentials of real mailboxes, presets, autodetection,
+connection tests and secrets."""

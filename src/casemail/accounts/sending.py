@@ -1,0 +1,51 @@
+"""Which account sends: for a user, their personal default, else their team's, else the
+company's global account; product notices always go through the system account."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from casemail.db.models import Account
+from casemail.users.service import DEFAULT_COMPANY_ID, team_ids_of
+
+
+def _usable() -> list[ColumnElement[bool]]:
+    return [
+        Account.is_default.is_(True),
+        Account.outgoing_active.is_(True),
+        Account.deactivated_at.is_(None),
+    ]
+
+
+def account_for_user(session: Session, user_id: int) -> Account | None:
+    personal = session.scalar(
+        select(Account).where(
+            Account.role == "personal", Account.owner_user_id == user_id, *_usable()
+        )
+    )
+    if personal is not None:
+        return personal
+    teams = team_ids_of(session, user_id)
+    if teams:
+        team = session.scalar(
+            select(Account)
+            .where(Account.role == "team", Account.owner_team_id.in_(teams), *_usable())
+            .order_by(Account.owner_team_id)  # the user's first team decides, predictably
+        )
+        if team is not None:
+            return team
+    return company_account(session, "global")
+
+
+def company_account(
+    session: Session, role: str, company_id: int = DEFAULT_COMPANY_ID
+) -> Account | None:
+    """The current ``global`` or ``system`` account."""
+    return session.scalar(
+        select(Account).where(Account.role == role, Account.company_id == company_id, *_usable())
+    )
+
+
+def system_account(session: Session) -> Account | None:
+    return company_account(session, "system")

@@ -1,0 +1,133 @@
+"""/api/v1/accounts: mail accounts, their connection tests and autodetection."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casemail.accounts import autodetect, checks, service
+from casemail.accounts.endpoint import TestOutcome
+from casemail.accounts.public import to_public
+from casemail.accounts.rules import AccountError
+from casemail.accounts.schemas import (
+    AccountCreate,
+    AccountPublic,
+    AccountUpdate,
+    AutodetectRequest,
+    TestOutgoingRequest,
+    TestResultPublic,
+)
+from casemail.api.deps import Context, ReadSession, WriteSession, require_token
+from casemail.api.schemas import ErrorBody
+from casemail.bootstrap import AppContext
+from casemail.db.models import Account
+
+router = APIRouter(
+    prefix="/api/v1/accounts",
+    tags=["accounts"],
+    dependencies=[Depends(require_token)],
+    responses={
+        401: {"model": ErrorBody, "description": "Missing or invalid API token"},
+        404: {"model": ErrorBody, "description": "No such account"},
+        409: {"model": ErrorBody, "description": "Conflicts with another account"},
+        422: {"model": ErrorBody, "description": "Invalid settings; `field` names what to fix"},
+    },
+)
+
+
+def _get(session: Session, account_id: int) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise AccountError(f"no account {account_id}", status=404)
+    return account
+
+
+def _public(ctx: AppContext, account: Account, warnings: list[str] | None = None) -> AccountPublic:
+    public = to_public(account, service.stored_secrets(account, ctx.keys))
+    public.warnings.extend(warnings or [])
+    return public
+
+
+def _result(outcome: TestOutcome) -> TestResultPublic:
+    return TestResultPublic(
+        ok=outcome.ok,
+        direction=outcome.direction,
+        field=outcome.field,
+        message=outcome.message,
+        details=outcome.details,
+    )
+
+
+@router.get("", response_model=list[AccountPublic])
+def list_accounts(
+    ctx: Context,
+    session: ReadSession,
+    include_inactive: Annotated[bool, Query(description="Also deactivated accounts.")] = False,
+) -> list[AccountPublic]:
+    query = select(Account).order_by(Account.id)
+    if not include_inactive:
+        query = query.where(Account.deactivated_at.is_(None))
+    return [_public(ctx, a) for a in session.scalars(query)]
+
+
+@router.post("", response_model=AccountPublic, status_code=status.HTTP_201_CREATED)
+def create_account(body: AccountCreate, ctx: Context, session: WriteSession) -> AccountPublic:
+    allow = ctx.settings.private_hosts_allowed
+    account, warnings = service.create_account(session, body, keys=ctx.keys, allow_private=allow)
+    return _public(ctx, account, warnings)
+
+
+@router.get("/{account_id}", response_model=AccountPublic)
+def get_account(account_id: int, ctx: Context, session: ReadSession) -> AccountPublic:
+    return _public(ctx, _get(session, account_id))
+
+
+@router.patch("/{account_id}", response_model=AccountPublic)
+def update_account(
+    account_id: int, body: AccountUpdate, ctx: Context, session: WriteSession
+) -> AccountPublic:
+    account = _get(session, account_id)
+    allow = ctx.settings.private_hosts_allowed
+    warnings = service.update_account(session, account, body, keys=ctx.keys, allow_private=allow)
+    return _public(ctx, account, warnings)
+
+
+@router.post("/{account_id}/deactivate", response_model=AccountPublic)
+def deactivate_account(account_id: int, ctx: Context, session: WriteSession) -> AccountPublic:
+    account = _get(session, account_id)
+    service.deactivate(session, account)
+    return _public(ctx, account)
+
+
+@router.post("/{account_id}/default", response_model=AccountPublic)
+def make_default(account_id: int, ctx: Context, session: WriteSession) -> AccountPublic:
+    account = _get(session, account_id)
+    service.set_default(session, account)
+    return _public(ctx, account)
+
+
+@router.delete("/{account_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_account(account_id: int, session: WriteSession) -> None:
+    service.delete_account(session, _get(session, account_id))
+
+
+@router.post("/{account_id}/test-incoming", response_model=TestResultPublic)
+async def test_incoming(account_id: int, ctx: Context) -> TestResultPublic:
+    return _result(await checks.test_incoming(ctx, account_id))
+
+
+@router.post("/{account_id}/test-outgoing", response_model=TestResultPublic)
+async def test_outgoing(
+    account_id: int, body: TestOutgoingRequest, ctx: Context
+) -> TestResultPublic:
+    return _result(await checks.test_outgoing(ctx, account_id, to=body.to))
+
+
+@router.post("/autodetect")
+async def detect(body: AutodetectRequest, ctx: Context) -> dict[str, Any]:
+    """Find server settings for an address: preset, DNS SRV (RFC 6186), MX, autoconfig,
+    then probing; says where the answer came from and how sure it is."""
+    return await autodetect.detect_for_api(ctx, body.email, probe=body.probe)

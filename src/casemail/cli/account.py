@@ -1,0 +1,272 @@
+"""casemail account add|list|show|edit|test|deactivate|default|detect"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from casemail.accounts import autodetect, checks, service
+from casemail.accounts.endpoint import TestOutcome
+from casemail.accounts.public import to_public
+from casemail.accounts.rules import AccountError
+from casemail.accounts.schemas import AccountCreate, AccountPublic, AccountUpdate
+from casemail.bootstrap import AppContext
+from casemail.cli.common import context, emit_json, fail
+from casemail.db.models import Account
+
+app = typer.Typer(help="Mail accounts: servers and credentials of real mailboxes.")
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+DocFile = Annotated[Path | None, typer.Option("--file", "-f", help="Account document (JSON).")]
+
+
+def _read_document(path: Path | None, sets: list[str]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            fail(f"cannot read {path}: {exc}")
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            fail(f"--set wants KEY=VALUE (e.g. incoming.port=993), not {item!r}")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *parents, last = key.split(".")
+        target = document
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = value
+    return document
+
+
+def _ask_passwords(document: dict[str, Any], *, creating: bool) -> None:
+    """Passwords are asked for, never taken from the command line (shell history, ps)."""
+    if document.get("auth", "password") != "password":
+        return
+    incoming = document.get("incoming")
+    if isinstance(incoming, dict) and creating and "password" not in incoming:
+        incoming["password"] = typer.prompt("incoming password", hide_input=True)
+    outgoing = document.get("outgoing")
+    if not isinstance(outgoing, dict) or not creating or "password" in outgoing:
+        return
+    if not outgoing.get("same_credentials", True) and outgoing.get("auth_required", True):
+        outgoing["password"] = typer.prompt("outgoing password", hide_input=True)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def _print(account: AccountPublic) -> None:
+    state = "active" if account.active else "deactivated"
+    default = " default" if account.is_default else ""
+    typer.echo(f"#{account.id} {account.name} <{account.email}> [{account.role}{default}] {state}")
+    for direction in ("incoming", "outgoing"):
+        config = getattr(account, direction)
+        test = getattr(account, f"last_test_{direction}")
+        if config is None:
+            continue
+        kind = getattr(config, "protocol", "smtp")
+        result = "not tested" if test.ok is None else ("OK" if test.ok else "FAILED")
+        typer.echo(f"  {direction}: {kind} {config.host}:{config.port} {config.security}, {result}")
+        if test.message:
+            typer.echo(f"    last test: {test.message}")
+    for warning in account.warnings:
+        typer.secho(f"  warning: {warning}", fg=typer.colors.YELLOW)
+
+
+def _public(ctx: AppContext, account: Account, warnings: list[str] | None = None) -> AccountPublic:
+    public = to_public(account, service.stored_secrets(account, ctx.keys))
+    public.warnings.extend(warnings or [])
+    return public
+
+
+@app.command("add")
+def add(
+    file: DocFile = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, dotted.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Add an account from a JSON document (as the API takes) and/or --set values."""
+    document = _read_document(file, set_ or [])
+    _ask_passwords(document, creating=True)
+    try:
+        data = AccountCreate.model_validate(document)
+    except ValidationError as exc:
+        fail(_validation_message(exc))
+    ctx = context()
+    allow = ctx.settings.private_hosts_allowed
+    try:
+        with ctx.db.write() as session:
+            account, warnings = service.create_account(
+                session, data, keys=ctx.keys, allow_private=allow
+            )
+            public = _public(ctx, account, warnings)
+    except AccountError as exc:
+        fail(f"{exc.field}: {exc}" if exc.field else str(exc))
+    emit_json(public) if as_json else _print(public)
+
+
+@app.command("edit")
+def edit(
+    account_id: int,
+    file: DocFile = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, dotted.")] = None,
+    password: Annotated[
+        list[str] | None, typer.Option(help="Ask for a new password: incoming or outgoing.")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Change an account: only the fields given change."""
+    document = _read_document(file, set_ or [])
+    for direction in password or []:
+        if direction not in ("incoming", "outgoing"):
+            fail("--password takes incoming or outgoing")
+        new = typer.prompt(f"new {direction} password", hide_input=True)
+        document.setdefault(direction, {})["password"] = new
+    try:
+        data = AccountUpdate.model_validate(document)
+    except ValidationError as exc:
+        fail(_validation_message(exc))
+    ctx = context()
+    try:
+        with ctx.db.write() as session:
+            account = _get(session, account_id)
+            allow = ctx.settings.private_hosts_allowed
+            warnings = service.update_account(
+                session, account, data, keys=ctx.keys, allow_private=allow
+            )
+            public = _public(ctx, account, warnings)
+    except AccountError as exc:
+        fail(f"{exc.field}: {exc}" if exc.field else str(exc))
+    emit_json(public) if as_json else _print(public)
+
+
+def _get(session: Any, account_id: int) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        fail(f"no account {account_id}")
+    return account  # type: ignore[no-any-return]
+
+
+@app.command("list")
+def list_(
+    all_: Annotated[bool, typer.Option("--all", help="Include deactivated accounts.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """List accounts."""
+    ctx = context()
+    with ctx.db.read() as session:
+        query = select(Account).order_by(Account.id)
+        if not all_:
+            query = query.where(Account.deactivated_at.is_(None))
+        accounts = [_public(ctx, a) for a in session.scalars(query)]
+    if as_json:
+        emit_json(accounts)
+        return
+    if not accounts:
+        typer.echo("no accounts yet: add one with `casemail account add --file account.json`")
+    for account in accounts:
+        _print(account)
+
+
+@app.command("show")
+def show(account_id: int, as_json: AsJson = False) -> None:
+    """Show one account (never its passwords)."""
+    ctx = context()
+    with ctx.db.read() as session:
+        public = _public(ctx, _get(session, account_id))
+    emit_json(public) if as_json else _print(public)
+
+
+def _change(account_id: int, action: str, as_json: bool) -> None:
+    ctx = context()
+    try:
+        with ctx.db.write() as session:
+            account = _get(session, account_id)
+            if action == "deactivate":
+                service.deactivate(session, account)
+            else:
+                service.set_default(session, account)
+            public = _public(ctx, account)
+    except AccountError as exc:
+        fail(str(exc))
+    emit_json(public) if as_json else _print(public)
+
+
+@app.command("deactivate")
+def deactivate(account_id: int, as_json: AsJson = False) -> None:
+    """Deactivate an account (accounts with history are never deleted)."""
+    _change(account_id, "deactivate", as_json)
+
+
+@app.command("default")
+def default(account_id: int, as_json: AsJson = False) -> None:
+    """Make an account the default of its user or team, or the company's global/system one."""
+    _change(account_id, "default", as_json)
+
+
+def _report(outcome: TestOutcome) -> None:
+    mark = "OK" if outcome.ok else "FAILED"
+    colour = typer.colors.GREEN if outcome.ok else typer.colors.RED
+    typer.secho(f"test {outcome.direction}: {mark}: {outcome.message}", fg=colour)
+    if outcome.field and not outcome.ok:
+        typer.echo(f"  field to fix: {outcome.field}")
+
+
+@app.command("test")
+def run_tests(
+    account_id: int,
+    incoming: Annotated[bool, typer.Option(help="Test the incoming server.")] = True,
+    outgoing: Annotated[bool, typer.Option(help="Test the outgoing server (needs --to).")] = True,
+    to: Annotated[str | None, typer.Option(help="Recipient of the test message.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Test incoming and/or outgoing settings; the result is stored on the account."""
+    ctx = context()
+    with ctx.db.read() as session:
+        account = _get(session, account_id)
+        has = {d: bool(account.settings.get(d)) for d in ("incoming", "outgoing")}
+    outcomes: list[TestOutcome] = []
+    try:
+        if incoming and has["incoming"]:
+            outcomes.append(asyncio.run(checks.test_incoming(ctx, account_id)))
+        if outgoing and has["outgoing"]:
+            if to is None:
+                fail("test outgoing sends a message: give --to ADDRESS (or --no-outgoing)")
+            outcomes.append(asyncio.run(checks.test_outgoing(ctx, account_id, to=to)))
+    except AccountError as exc:
+        fail(str(exc))
+    if not outcomes:
+        fail("nothing to test: the account has no server for the direction asked")
+    if as_json:
+        emit_json([{**o.__dict__} for o in outcomes])
+    else:
+        for outcome in outcomes:
+            _report(outcome)
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(2)
+
+
+@app.command("detect")
+def detect(
+    address: str,
+    probe: Annotated[bool, typer.Option(help="Probe common host names and ports.")] = True,
+    as_json: AsJson = False,
+) -> None:
+    """Find the server settings for an email address."""
+    ctx = context()
+    result = asyncio.run(autodetect.detect_for_api(ctx, address, probe=probe))
+    if as_json:
+        emit_json(result)
+        return
+    typer.echo(json.dumps(result, indent=2))

@@ -1,0 +1,1 @@
+"""Users and teams: just enough for personal and team accounts."""

@@ -1,0 +1,104 @@
+"""Create and find users and teams. Errors are ``UserError`` with a message for people."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casemail.accounts.validation import check_address
+from casemail.db.models import Team, TeamMember, User
+
+UserRole = Literal["admin", "agent"]
+DEFAULT_COMPANY_ID = 1
+
+
+class UserError(ValueError):
+    """Bad input or a conflict; ``status`` is the HTTP status the API answers with."""
+
+    def __init__(self, message: str, *, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def create_user(session: Session, *, name: str, email: str, role: UserRole = "agent") -> User:
+    address = _address(email)
+    if session.scalar(select(User).where(User.email == address)) is not None:
+        raise UserError(f"a user with the email {address} exists already", status=409)
+    user = User(company_id=DEFAULT_COMPANY_ID, name=name.strip(), email=address, role=role)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def create_team(session: Session, *, name: str) -> Team:
+    clean = name.strip()
+    if not clean:
+        raise UserError("a team needs a name")
+    if session.scalar(select(Team).where(Team.name == clean)) is not None:
+        raise UserError(f"a team named {clean!r} exists already", status=409)
+    team = Team(company_id=DEFAULT_COMPANY_ID, name=clean)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def find_user(session: Session, ref: int | str) -> User:
+    """A user by id or by email address."""
+    if isinstance(ref, int) or ref.isdigit():
+        user = session.get(User, int(ref))
+    else:
+        user = session.scalar(select(User).where(User.email == _address(ref)))
+    if user is None:
+        raise UserError(f"no user {ref!r}", status=404)
+    return user
+
+
+def find_team(session: Session, ref: int | str) -> Team:
+    """A team by id or by name."""
+    if isinstance(ref, int) or ref.isdigit():
+        team = session.get(Team, int(ref))
+    else:
+        team = session.scalar(select(Team).where(Team.name == ref.strip()))
+    if team is None:
+        raise UserError(f"no team {ref!r}", status=404)
+    return team
+
+
+def add_member(session: Session, team: Team, user: User) -> None:
+    if session.get(TeamMember, (team.id, user.id)) is None:
+        session.add(TeamMember(team_id=team.id, user_id=user.id))
+        session.flush()
+
+
+def remove_member(session: Session, team: Team, user: User) -> None:
+    member = session.get(TeamMember, (team.id, user.id))
+    if member is not None:
+        session.delete(member)
+        session.flush()
+
+
+def team_ids_of(session: Session, user_id: int) -> list[int]:
+    query = select(TeamMember.team_id).where(TeamMember.user_id == user_id)
+    return list(session.scalars(query.order_by(TeamMember.team_id)))
+
+
+def member_ids(session: Session, team_id: int) -> list[int]:
+    query = select(TeamMember.user_id).where(TeamMember.team_id == team_id)
+    return list(session.scalars(query.order_by(TeamMember.user_id)))
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.id)))
+
+
+def list_teams(session: Session) -> list[Team]:
+    return list(session.scalars(select(Team).order_by(Team.id)))
+
+
+def _address(email: str) -> str:
+    try:
+        return check_address(email).lower()
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
