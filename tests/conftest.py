@@ -8,6 +8,7 @@ skipped with the reason.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -21,6 +22,9 @@ from sqlalchemy import text
 from casemail.db import Database
 from casemail.db.migrate import upgrade
 from casemail.db.models import Base
+
+# Fixtures kept in their own modules (shared by several test files).
+pytest_plugins = ["tests.apisupport", "tests.clisupport"]
 
 PG_ADMIN_URL = os.environ.get(
     "CASEMAIL_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -84,3 +88,32 @@ def db(db_url: str) -> Iterator[Database]:
     upgrade(database)
     yield database
     database.dispose()
+
+
+class _CanaryWatch(logging.Handler):
+    """Sees every log record of the whole run; secrets in tests are named ``*canary*``."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += repr(record.exc_info[1])
+        if "canary" in text.lower():
+            self.leaks.append(f"{record.name}: {text[:300]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log() -> Iterator[None]:
+    """No password, token or key used by any test may reach a log line, at any level."""
+    watch = _CanaryWatch()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(watch)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(watch)
+    root.setLevel(previous)
+    assert not watch.leaks, "secrets in logs:\n" + "\n".join(watch.leaks)

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
             "default: on in development, off in production."
         ),
     )
+    dns_nameservers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "DNS servers for autodetection, as IP or IP:port, comma-separated; "
+            "default: the system's resolver."
+        ),
+    )
     tls_ca_file: Path | None = Field(
         None, description="Extra CA certificates trusted when connecting to mail servers."
     )
@@ -105,6 +112,18 @@ class Settings(BaseSettings):
     ingest_max_attempts: int = Field(3, ge=1)
     ingest_claim_seconds: int = Field(300, ge=5)
     worker_interval_seconds: float = Field(5.0, gt=0)
+
+    @field_validator("dns_nameservers", mode="before")
+    @classmethod
+    def _nameservers(cls, value: Any) -> list[str]:
+        items = value.split(",") if isinstance(value, str) else list(value or [])
+        servers = [str(i).strip() for i in items if str(i).strip()]
+        for server in servers:
+            host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
+            ipaddress.ip_address(host or server)
+            if port and not port.isdigit():
+                raise ValueError(f"{server!r}: the port must be a number")
+        return servers
 
     @field_validator("smtp_allowed_networks", mode="before")
     @classmethod

@@ -56,7 +56,7 @@ def start_listener(settings: Settings, db: Database) -> RunningListener:
         asyncio.set_event_loop(loop)
         try:
             ready["servers"] = loop.run_until_complete(start_listeners(settings, db))
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
             ready["error"] = exc
             started.set()
             return

@@ -7,9 +7,11 @@ every connection goes to 127.0.0.1; no test talks to the internet.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +25,10 @@ from casemail.accounts.autodetect import (
     InvalidEmailAddress,
     ProbeSettings,
     detect,
+    detect_for_api,
 )
+from casemail.bootstrap import build_context
+from casemail.config import Settings
 from tests.conftest import free_port
 from tests.netsupport import Greeter, LocalDNS, LocalHTTP, Zone
 
@@ -57,7 +62,9 @@ class Net:
         chosen = {"imap_ports": dead, "pop3_ports": dead, "smtp_ports": dead, **ports}
         return ProbeSettings(**chosen, timeout=2.0, tls_context=client)
 
-    def detect(self, email: str, *, allow_private: bool = True, **probe: Any) -> Detection:
+    def detect(
+        self, email: str, *, allow_private: bool = True, guess_hosts: bool = True, **probe: Any
+    ) -> Detection:
         async def run() -> Detection:
             async with httpx.AsyncClient(trust_env=False) as http:
                 return await detect(
@@ -67,6 +74,7 @@ class Net:
                     allow_private=allow_private,
                     probe=self.probe(**probe),
                     autoconfig=AutoconfigSettings(scheme="http", port=self.http.port),
+                    guess_hosts=guess_hosts,
                 )
 
         return asyncio.run(run())
@@ -147,6 +155,10 @@ def test_srv_priority_order_and_dot_target(net: Net) -> None:
         (f"imap mail.srv.example:{imaps.port} (tls)", "found"),
     ]
     assert never.connections == 0  # priority 20 was never needed
+    as_json = json.loads(json.dumps(detection.as_dict()))
+    assert as_json["incoming"]["host"] == "mail.srv.example"
+    assert as_json["found"] is True
+    assert as_json["trail"][0]["step"] == "preset"
 
 
 def test_mx_maps_to_microsoft_365(net: Net) -> None:
@@ -306,6 +318,9 @@ def test_nothing_found_reports_every_step(net: Net) -> None:
     assert len(outcomes(detection, "srv")) == 6
     assert net.http.requests == []
 
+    without_guessing = net.detect("erin@empty.example", guess_hosts=False)
+    assert "probe" not in {entry.step for entry in without_guessing.trail}
+
 
 def test_private_hosts_are_refused(net: Net) -> None:
     imap = net.greeter(IMAP_OK)
@@ -341,6 +356,17 @@ def test_private_hosts_are_refused(net: Net) -> None:
     allowed = net.detect("frank@private.example", imap_ports=((imap.port, "starttls"),))
     assert allowed.source == "srv"
     assert imap.connections == 1
+
+
+def test_detect_for_api_uses_the_service_settings(tmp_path: Path) -> None:
+    """A preset domain: the adapter answers without touching the network."""
+    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path}/casemail.db")
+    context = build_context(settings, migrate=False)
+    result = asyncio.run(detect_for_api(context, "team@outlook.com", probe=False))
+    assert result["source"] == "preset"
+    assert result["preset_id"] == "outlook"
+    assert result["incoming"]["host"] == "outlook.office365.com"
+    assert result["outgoing"]["host"] == "smtp-mail.outlook.com"
 
 
 def test_invalid_address_is_refused_before_any_lookup(net: Net) -> None:

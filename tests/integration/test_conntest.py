@@ -1,4 +1,4 @@
-""""Test incoming" against a real Dovecot: OK on good settings, and for each bad setting the
+""" "Test incoming" against a real Dovecot: OK on good settings, and for each bad setting the
 field to fix and words that say what is wrong."""
 
 from __future__ import annotations
@@ -10,7 +10,14 @@ import pytest
 
 from casemail.accounts import conntest
 from casemail.accounts.endpoint import Endpoint, IncomingProtocol, Security, TestOutcome
-from tests.mailservers import Dovecot, MailUser, TokenIssuer, closed_port, silent_listener
+from tests.mailservers import (
+    Dovecot,
+    MailUser,
+    TokenIssuer,
+    closed_port,
+    silent_listener,
+    unanswered_port,
+)
 from tests.support import sample_message
 
 SECURITIES: list[Security] = ["none", "starttls", "tls"]
@@ -119,9 +126,7 @@ def test_non_ascii_password_logs_in_over_sasl_plain(dovecot: Dovecot) -> None:
     assert conntest.test_incoming(incoming(dovecot, user, "imap", "tls")).ok
 
 
-def test_missing_folder_lists_the_folders_that_exist(
-    dovecot: Dovecot, mail_user: MailUser
-) -> None:
+def test_missing_folder_lists_the_folders_that_exist(dovecot: Dovecot, mail_user: MailUser) -> None:
     dovecot.create_folder(mail_user, "Support", "Archive/2024")
     endpoint = replace(incoming(dovecot, mail_user, "imap", "tls"), folders=("INBOX", "Sales"))
 
@@ -184,6 +189,19 @@ def test_silent_server_times_out_on_the_port(
 
     failed(outcome, "port", "sent no greeting within 0.5 s")
     assert elapsed < 3 * endpoint.connect_timeout + 1
+
+
+def test_connect_timeout_points_at_the_host(dovecot: Dovecot, mail_user: MailUser) -> None:
+    with unanswered_port() as port:
+        endpoint = replace(
+            incoming(dovecot, mail_user, "imap", "tls"), port=port, connect_timeout=0.5
+        )
+        started = time.monotonic()
+        outcome = conntest.test_incoming(endpoint)
+        elapsed = time.monotonic() - started
+
+    failed(outcome, "host", f"No answer from 127.0.0.1:{port} within 0.5 s", "firewall")
+    assert elapsed < 2
 
 
 @pytest.mark.parametrize(("protocol", "security"), [("imap", "tls"), ("pop3", "starttls")])

@@ -6,7 +6,8 @@
   folders (``add_user``, ``deliver``, ``append``, ``create_folder``, ``count``, ``imap``).
 - ``SmtpPeer``: an aiosmtpd submission server (``starttls``/``tls``/``plain``) with AUTH
   PLAIN/LOGIN/XOAUTH2 that records what it accepts.
-- ``silent_listener``/``closed_port``: a port that never answers and one that refuses.
+- ``silent_listener``, ``unanswered_port``, ``closed_port``: a port that never speaks, one
+  where connecting times out, one that refuses.
 
 The pytest fixtures that start them live at the end of ``tests/integration/conftest.py``.
 """
@@ -15,7 +16,7 @@ from tests.mailservers.dovecot import DOMAIN, DOVECOT, Dovecot, MailUser
 from tests.mailservers.dovecot_conf import DovecotPorts
 from tests.mailservers.oauth import TokenIssuer
 from tests.mailservers.pki import TestPKI
-from tests.mailservers.silent import closed_port, silent_listener
+from tests.mailservers.silent import closed_port, silent_listener, unanswered_port
 from tests.mailservers.smtppeer import (
     REFUSED_DOMAIN,
     PeerMode,
@@ -37,4 +38,5 @@ __all__ = [
     "TokenIssuer",
     "closed_port",
     "silent_listener",
+    "unanswered_port",
 ]

@@ -1,7 +1,7 @@
 """A real Dovecot (IMAP, IMAPS, POP3, POP3S, LMTP) for integration tests.
 
 Started as ``dovecot -F -c <root>/dovecot.conf`` on free loopback ports, with passwd-file
-users added while it runs (Dovecot re-reads the file when it changes), and stopped by its
+users added while it runs (one passwd-file each), and stopped by its
 PID. Test mail goes in through LMTP (INBOX) or IMAP APPEND (any folder).
 """
 
@@ -58,7 +58,7 @@ class Dovecot:
         imap, pop3, lmtp = free_port(), free_port(), free_port()
         imaps, pop3s = (free_port(), free_port()) if tls else (0, 0)
         self.ports = DovecotPorts(imap=imap, imaps=imaps, pop3=pop3, pop3s=pop3s, lmtp=lmtp)
-        self.users_file = self.root / "users"
+        self.users_dir = self.root / "users"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -67,10 +67,9 @@ class Dovecot:
 
     def start(self, timeout: float = 15) -> None:
         uid, gid = pwd.getpwnam("dovecot").pw_uid, grp.getgrnam("dovecot").gr_gid
-        for sub in ("run", "state", "home"):
+        for sub in ("run", "state", "home", "users"):
             (self.root / sub).mkdir(mode=0o755)
         os.chown(self.root / "home", uid, gid)
-        self.users_file.touch(mode=0o644)
         config = write_config(
             self.root,
             ports=self.ports,
@@ -81,11 +80,10 @@ class Dovecot:
             gid=gid,
             url=self.tokens.introspection_url,
         )
-        self._process = subprocess.Popen(
-            [DOVECOT, "-F", "-c", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=(self.root / "stderr.log").open("wb"),
-        )
+        with (self.root / "stderr.log").open("wb") as stderr:
+            self._process = subprocess.Popen(
+                [DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=stderr
+            )
         self._wait_listening(timeout)
 
     def _wait_listening(self, timeout: float) -> None:
@@ -126,8 +124,9 @@ class Dovecot:
         )
         assert ":" not in user.password
         assert ":" not in user.address
-        with self.users_file.open("a") as users:
-            users.write(f"{user.address}:{{PLAIN}}{user.password}::::::\n")
+        passwd = self.users_dir / user.address
+        passwd.write_text(f"{user.address}:{{PLAIN}}{user.password}::::::\n")
+        passwd.chmod(0o644)
         return user
 
     def deliver(self, user: MailUser, message: EmailMessage | bytes) -> None:

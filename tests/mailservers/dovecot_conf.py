@@ -50,10 +50,12 @@ service anvil {{
   }}
 }}
 
+# One passwd-file per user: Dovecot re-reads a changed file at most once a second, so users
+# added to a shared file would be unknown for up to a second; a new file is read at once.
 passdb {{
   driver = passwd-file
   mechanisms = plain login
-  args = scheme=PLAIN username_format=%u {root}/users
+  args = scheme=PLAIN username_format=%u {root}/users/%u
 }}
 passdb {{
   driver = oauth2
@@ -62,7 +64,7 @@ passdb {{
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%u {root}/users
+  args = username_format=%u {root}/users/%u
   default_fields = uid={uid} gid={gid} home={root}/home/%u
 }}
 mail_location = maildir:~/Maildir

@@ -1,5 +1,5 @@
-"""Sockets that misbehave on purpose: a port that accepts connections and never answers,
-and a port where nothing listens."""
+"""Sockets that misbehave on purpose: a port that accepts connections and never answers, a
+port where connecting times out, and a port where nothing listens."""
 
 from __future__ import annotations
 
@@ -18,6 +18,18 @@ def silent_listener() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
         yield int(sock.getsockname()[1])
+
+
+@contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A loopback port whose accept queue is full, so that Linux drops further SYNs: a
+    connection attempt times out, as it does when a firewall drops packets."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(0)
+        port = int(sock.getsockname()[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            yield port
 
 
 def closed_port() -> int:

@@ -94,7 +94,9 @@ class _Handler:
             return AuthResult(success=True, auth_data=_Login(user))
         error = {"status": "401", "schemes": "Bearer", "scope": "https://mail.test/"}
         await server.challenge_auth(json.dumps(error))
-        return AuthResult(success=False, message="535 5.7.8 Username and Password not accepted")
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.8 Username and Password not accepted"
+        )
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from dns.asyncresolver import Resolver
@@ -45,6 +46,10 @@ from casemail.accounts.dnsdiscovery import (
 )
 from casemail.accounts.presets import preset_for_domain, preset_for_mx
 from casemail.accounts.probe import Checker, ProbeSettings
+from casemail.accounts.tlsclient import client_tls_context
+
+if TYPE_CHECKING:
+    from casemail.bootstrap import AppContext
 
 __all__ = [
     "AutoconfigSettings",
@@ -54,6 +59,7 @@ __all__ = [
     "ServerSettings",
     "TrailEntry",
     "detect",
+    "detect_for_api",
 ]
 
 log = logging.getLogger("casemail.accounts.autodetect")
@@ -175,13 +181,15 @@ async def detect(
     allow_private: bool = False,
     probe: ProbeSettings | None = None,
     autoconfig: AutoconfigSettings | None = None,
+    guess_hosts: bool = True,
 ) -> Detection:
-    """Detect the servers for ``email``; raise InvalidEmailAddress for a bad address."""
+    """Detect the servers for ``email``; raise InvalidEmailAddress for a bad address.
+    ``guess_hosts=False`` leaves out the last step (probing common host names)."""
     address, domain = _parse_address(email)
     checker = Checker(resolver, allow_private, probe or ProbeSettings())
     settings = autoconfig or AutoconfigSettings()
     run = _Run(address, domain, resolver, http, allow_private, settings, checker, Trail())
-    for step in _STEPS:
+    for step in _STEPS if guess_hosts else _STEPS[:-1]:
         found = await step(run)
         if found is not None:
             log.info("autodetect %s: found by %s", domain, found.source)
@@ -189,3 +197,38 @@ async def detect(
     log.info("autodetect %s: nothing found", domain)
     notes = ("Nothing was found: enter the server settings by hand.",)
     return Detection(address, "none", "none", notes=notes, trail=tuple(run.trail.entries))
+
+
+async def detect_for_api(ctx: AppContext, email: str, *, probe: bool = True) -> dict[str, Any]:
+    """``detect`` with the service's settings, as a JSON-ready dict: the system's DNS
+    resolver, CASEMAIL_ALLOW_PRIVATE_HOSTS, and the extra CA file for implicit-TLS greetings.
+    ``probe=False`` skips guessing common host names."""
+    settings = ctx.settings
+    tls = client_tls_context(verify=True, ca_file=settings.tls_ca_file)
+    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as http:
+        detection = await detect(
+            email,
+            resolver=resolver_for(settings.dns_nameservers),
+            http=http,
+            allow_private=settings.private_hosts_allowed,
+            probe=ProbeSettings(tls_context=tls),
+            guess_hosts=probe,
+        )
+    return detection.as_dict()
+
+
+def resolver_for(nameservers: list[str]) -> Resolver:
+    """The system's resolver, or one asking the configured servers ("IP" or "IP:port")."""
+    if not nameservers:
+        return Resolver()
+    resolver = Resolver(configure=False)
+    hosts, ports = [], set()
+    for server in nameservers:
+        host, sep, port = server.rpartition(":") if server.count(":") == 1 else ("", "", "")
+        hosts.append(host if sep else server)
+        ports.add(int(port) if sep else 53)
+    if len(ports) > 1:
+        raise ValueError("CASEMAIL_DNS_NAMESERVERS: all servers must use the same port")
+    resolver.nameservers = hosts
+    resolver.port = ports.pop()
+    return resolver

@@ -70,7 +70,7 @@ def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
 
 
 def server_words(text: str | bytes) -> str:
-    """A server's reply as text for a message, without a bytes repr's b'...'."""
+    """A server's reply (bytes or text) as one line of text."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return " ".join(text.split())
@@ -119,28 +119,24 @@ def refused_login(endpoint: Endpoint, reply: str) -> CheckFailed:
 
 def finish(direction: Direction, endpoint: Endpoint, result: Passed | CheckFailed) -> TestOutcome:
     """The outcome, scrubbed of the secret, and one log line saying how it went."""
-    secret = endpoint.secret
-    if isinstance(result, Passed):
-        outcome = TestOutcome(
-            ok=True,
-            direction=direction,
-            message=scrub(result.message, secret),
-            details=scrub(result.details, secret),
-        )
-    else:
-        outcome = TestOutcome(
-            ok=False,
-            direction=direction,
-            message=scrub(result.message, secret),
-            field=result.field,
-            details=scrub(result.details, secret),
-        )
-    log.info(
-        "test %s %s %s: %s%s",
-        direction,
-        endpoint.protocol,
-        where(endpoint),
-        "ok" if outcome.ok else f"failed (field {outcome.field}): ",
-        "" if outcome.ok else outcome.message,
+    ok = isinstance(result, Passed)
+    message = result.message if ok else result.message[:1].upper() + result.message[1:]
+    outcome = TestOutcome(
+        ok=ok,
+        direction=direction,
+        message=scrub(message, endpoint.secret),
+        field=None if isinstance(result, Passed) else result.field,
+        details=scrub(result.details, endpoint.secret),
     )
+    if ok:
+        log.info("test %s %s %s: ok", direction, endpoint.protocol, where(endpoint))
+    else:
+        log.info(
+            "test %s %s %s: failed (field %s): %s",
+            direction,
+            endpoint.protocol,
+            where(endpoint),
+            outcome.field,
+            outcome.message,
+        )
     return outcome

@@ -195,9 +195,12 @@ def _closed(exc: BaseException, endpoint: Endpoint, phase: Phase) -> CheckFailed
     )
 
 
-def _unreachable(exc: BaseException, endpoint: Endpoint, phase: Phase) -> CheckFailed:
+def _os_error(exc: BaseException, endpoint: Endpoint, phase: Phase) -> CheckFailed:
+    """While connecting, an OS error is a network one (no route to host, network down)."""
     why = getattr(exc, "strerror", None) or str(exc)
-    return CheckFailed("host", f"{_doing(phase, endpoint)} failed: {why}")
+    return CheckFailed(
+        "host" if phase == "connect" else None, f"{_doing(phase, endpoint)} failed: {why}"
+    )
 
 
 _EXPLAINERS = (
@@ -208,5 +211,5 @@ _EXPLAINERS = (
     (TimeoutError, _timeout),
     (ConnectionError, _closed),
     (EOFError, _closed),
-    (OSError, _unreachable),
+    (OSError, _os_error),
 )

@@ -23,6 +23,9 @@ from casemail.accounts.conntest_common import (
 from casemail.accounts.conntest_explain import greeting, step
 from casemail.accounts.endpoint import Endpoint
 
+# LIST flags of names that cannot hold messages (RFC 3501 section 7.2.2, RFC 5258).
+UNSELECTABLE = {"\\noselect", "\\nonexistent"}
+
 
 def check_imap(endpoint: Endpoint, context: ssl.SSLContext) -> Passed:
     with greeting(endpoint):
@@ -38,11 +41,7 @@ def check_imap(endpoint: Endpoint, context: ssl.SSLContext) -> Passed:
         if endpoint.security == "starttls":
             _starttls(client, endpoint, context)
         _login(client, endpoint)
-        with step("command", endpoint):
-            capabilities = sorted(server_words(c) for c in client.capabilities())
-            folders = [str(name) for _flags, _delimiter, name in client.list_folders()]
-            wanted = _find_folders(endpoint.folders, folders)
-            counts = {name: _count(client, name) for name in wanted}
+        capabilities, folders, counts = _survey(client, endpoint)
         tls_version = _tls_version(client)
     finally:
         _close(client)
@@ -104,6 +103,20 @@ def _reply_words(reply: str) -> str:
     if reply[:2] in ("b'", 'b"') and reply[-1:] == reply[1]:
         reply = reply[2:-1]
     return server_words(reply)
+
+
+def _survey(client: Any, endpoint: Endpoint) -> tuple[list[str], list[str], dict[str, int]]:
+    """Capabilities, all folders, and the message count of each wanted folder."""
+    with step("command", endpoint):
+        capabilities = sorted(server_words(c) for c in client.capabilities())
+        folders = [
+            str(name)
+            for flags, _delimiter, name in client.list_folders()
+            if not UNSELECTABLE & {server_words(flag).lower() for flag in flags}
+        ]
+        wanted = _find_folders(endpoint.folders, folders)
+        counts = {name: _count(client, name) for name in wanted}
+    return capabilities, folders, counts
 
 
 def _find_folders(wanted: tuple[str, ...], existing: list[str]) -> list[str]:

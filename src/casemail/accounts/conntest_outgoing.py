@@ -75,23 +75,21 @@ async def _send_test(
     finally:
         await _quit(smtp)
     text = server_words(reply.message)
+    details = {"reply_code": reply.code, "reply_text": text, "message_id": message["Message-ID"]}
     return Passed(
         f"Sent a test message from {sender} to {to} through {where(endpoint)} "
         f"{security_words(endpoint)}: the server answered {reply.code} {text}",
-        {
-            "reply_code": reply.code,
-            "reply_text": text,
-            "message_id": message["Message-ID"],
-            "server_greeting": greeting,
-            "extensions": extensions,
-        },
+        details | {"server_greeting": greeting, "extensions": extensions},
     )
 
 
 async def _connect(smtp: aiosmtplib.SMTP, endpoint: Endpoint) -> str:
     try:
         with step("greeting", endpoint):
-            response = await smtp.connect(timeout=endpoint.connect_timeout)
+            try:
+                response = await smtp.connect(timeout=endpoint.connect_timeout)
+            except aiosmtplib.SMTPConnectResponseError as exc:  # a 554 greeting (RFC 5321 3.1)
+                raise _refused(None, "the session", exc) from exc
     except CheckFailed as failed:
         if failed.silent:  # connected, then nothing: maybe a TLS port (see silent_server)
             raise await asyncio.to_thread(silent_server, endpoint) from failed

@@ -57,14 +57,36 @@ def check_pop3(endpoint: Endpoint, context: ssl.SSLContext) -> Passed:
     )
 
 
+class _POP3(poplib.POP3):
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        try:
+            super().__init__(host, port, timeout=timeout)
+        except BaseException:
+            _discard(self)  # poplib leaves the socket open when the greeting fails
+            raise
+
+
+class _POP3TLS(poplib.POP3_SSL):
+    def __init__(self, host: str, port: int, timeout: float, context: ssl.SSLContext) -> None:
+        try:
+            super().__init__(host, port, timeout=timeout, context=context)
+        except BaseException:
+            _discard(self)
+            raise
+
+
+def _discard(pop: poplib.POP3) -> None:
+    for part in (getattr(pop, "file", None), getattr(pop, "sock", None)):
+        if part is not None:
+            part.close()
+
+
 def _open(endpoint: Endpoint, context: ssl.SSLContext) -> poplib.POP3:
     pop: poplib.POP3
     if endpoint.security == "tls":
-        pop = poplib.POP3_SSL(
-            endpoint.host, endpoint.port, context=context, timeout=endpoint.connect_timeout
-        )
+        pop = _POP3TLS(endpoint.host, endpoint.port, endpoint.connect_timeout, context)
     else:
-        pop = poplib.POP3(endpoint.host, endpoint.port, timeout=endpoint.connect_timeout)
+        pop = _POP3(endpoint.host, endpoint.port, endpoint.connect_timeout)
     pop.sock.settimeout(endpoint.read_timeout)  # the greeting is in: from now on, reads
     return pop
 

@@ -6,8 +6,8 @@ a form pre-fill or JSON without knowing how it was found.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 from casemail.accounts.endpoint import AuthType, Security
 from casemail.accounts.presets import OAuthProvider, ProviderPreset, ServerPreset, username_for
@@ -83,6 +83,10 @@ class Detection:
     @property
     def found(self) -> bool:
         return self.source != "none"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: nested settings and trail entries become dicts, tuples lists."""
+        return {**asdict(self), "found": self.found}
 
 
 def _from_preset(protocol: Protocol, server: ServerPreset, email: str) -> ServerSettings:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import ipaddress
 import re
 
+import email_validator
 from email_validator import EmailNotValidError, validate_email
+
+# Self-hosted mail often lives under internal names (RFC 6762 ".local" for an office
+# Exchange, RFC 2606 ".test" in labs). email-validator refuses these special-use names by
+# default and documents editing this list as the way to allow them.
+email_validator.SPECIAL_USE_DOMAIN_NAMES = [
+    name for name in email_validator.SPECIAL_USE_DOMAIN_NAMES if name not in ("local", "test")
+]
 
 # RFC 1123 section 2.1 host names; labels of letters, digits and hyphens, 63 octets each.
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")

@@ -265,8 +265,28 @@ def detect(
 ) -> None:
     """Find the server settings for an email address."""
     ctx = context()
-    result = asyncio.run(autodetect.detect_for_api(ctx, address, probe=probe))
+    try:
+        result = asyncio.run(autodetect.detect_for_api(ctx, address, probe=probe))
+    except ValueError as exc:  # InvalidEmailAddress, or a bad DNS server setting
+        fail(f"{address}: {exc}")
     if as_json:
         emit_json(result)
         return
-    typer.echo(json.dumps(result, indent=2))
+    _print_detection(result)
+
+
+def _print_detection(result: dict[str, Any]) -> None:
+    typer.echo(f"{result['email']}: found by {result['source']}, confidence {result['confidence']}")
+    for direction in ("incoming", "outgoing"):
+        server = result.get(direction)
+        if server:
+            typer.echo(
+                f"  {direction}: {server['protocol']} {server['host']}:{server['port']} "
+                f"{server['security']}, user {server['username']}"
+            )
+    typer.echo(f"  authentication: {', '.join(result.get('auth_types') or [])}")
+    for note in result.get("notes") or []:
+        typer.echo(f"  note: {note}")
+    for entry in result.get("trail") or []:
+        detail = f" ({entry['detail']})" if entry.get("detail") else ""
+        typer.echo(f"    tried {entry['step']} {entry['target']}: {entry['outcome']}{detail}")
