@@ -67,6 +67,16 @@ def test_add_asks_for_the_password_and_never_prints_it(cli: Cli, tmp_path: Path)
     database.dispose()
 
 
+def test_add_with_json_document_answers_json(cli: Cli, tmp_path: Path) -> None:
+    path = account_file(tmp_path, incoming=None, outgoing={"host": "smtp.example.com"})
+    added = run_with_input(cli, CANARY + "\n", "account", "add", "--json", str(path))
+    assert added.returncode == 0, added.stdout + added.stderr
+    created = json.loads(added.stdout)  # the password prompt went to stderr
+    assert created["outgoing"]["has_password"] is True
+    assert created["outgoing"]["port"] == 587
+    assert CANARY not in added.stdout
+
+
 def test_bad_documents_fail_with_the_field_and_save_nothing(cli: Cli, tmp_path: Path) -> None:
     stderr = cli.fails("account", "add", "--set", "role=global", "--set", "name=X")
     assert "email: Field required" in stderr
@@ -84,7 +94,9 @@ def test_bad_documents_fail_with_the_field_and_save_nothing(cli: Cli, tmp_path: 
 def test_edit_default_deactivate(cli: Cli, tmp_path: Path) -> None:
     path = account_file(tmp_path)
     cli.ok("account", "add", "-f", str(path), "--set", f"incoming.password={CANARY}")
-    edited = cli.json("account", "edit", "1", "--set", "incoming.leave_on_server=false")
+    edited = json.loads(
+        cli.ok("account", "edit", "1", "--set", "incoming.leave_on_server=false", "--print-json")
+    )
     assert edited["incoming"]["leave_on_server"] is False
     assert any("removed from the server" in w for w in edited["warnings"])
     assert "warning: mail is removed from the server" in cli.ok("account", "show", "1")

@@ -29,9 +29,10 @@ def create_account(
     """Validate and insert; returns the account and warnings (e.g. a host not in DNS)."""
     user_id, team_id = _owners(session, data.user, data.team)
     rules.check_owner(data.role, user_id, team_id)
-    secrets = _new_secrets({}, data.incoming, data.outgoing)
-    _check(data.auth, data.oauth_provider, data.email, data.incoming, data.outgoing, secrets)
-    warnings = rules.check_hosts(data.incoming, data.outgoing, allow_private=allow_private)
+    outgoing = _own_credentials_without_incoming(data.incoming, data.outgoing)
+    secrets = _new_secrets({}, data.incoming, outgoing)
+    _check(data.auth, data.oauth_provider, data.email, data.incoming, outgoing, secrets)
+    warnings = rules.check_hosts(data.incoming, outgoing, allow_private=allow_private)
     account = Account(
         company_id=DEFAULT_COMPANY_ID,
         role=data.role,
@@ -42,9 +43,9 @@ def create_account(
         auth_type=data.auth,
         oauth_provider=data.oauth_provider,
         oauth_token_ref=data.oauth_token_ref,
-        settings=_settings(data.incoming, data.outgoing),
+        settings=_settings(data.incoming, outgoing),
         incoming_active=_active(data.incoming_active, data.incoming),
-        outgoing_active=_active(data.outgoing_active, data.outgoing),
+        outgoing_active=_active(data.outgoing_active, outgoing),
     )
     session.add(account)
     session.flush()  # the id binds the encrypted secrets to this row
@@ -153,6 +154,16 @@ def is_verified(account: Account) -> bool:
 
 def stored_secrets(account: Account, keys: KeyRing) -> dict[str, str]:
     return keys.decrypt(account.id, account.secrets) if account.secrets else {}
+
+
+def _own_credentials_without_incoming(
+    incoming: IncomingConfig | None, outgoing: OutgoingConfig | None
+) -> OutgoingConfig | None:
+    """ "Same credentials as incoming" is the default, but means nothing for an account
+    that only sends: then the outgoing server has its own login, unless said otherwise."""
+    if outgoing is None or incoming is not None or "same_credentials" in outgoing.model_fields_set:
+        return outgoing
+    return outgoing.model_copy(update={"same_credentials": False})
 
 
 def _check(

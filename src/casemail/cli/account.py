@@ -22,7 +22,13 @@ from casemail.db.models import Account
 
 app = typer.Typer(help="Mail accounts: servers and credentials of real mailboxes.")
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-DocFile = Annotated[Path | None, typer.Option("--file", "-f", help="Account document (JSON).")]
+DocFile = Annotated[
+    Path | None, typer.Option("--file", "-f", help="Account document (JSON); prints text.")
+]
+JsonDoc = Annotated[
+    Path | None,
+    typer.Option("--json", help="Account document (JSON); prints the result as JSON too."),
+]
 
 
 def _read_document(path: Path | None, sets: list[str]) -> dict[str, Any]:
@@ -54,12 +60,13 @@ def _ask_passwords(document: dict[str, Any], *, creating: bool) -> None:
         return
     incoming = document.get("incoming")
     if isinstance(incoming, dict) and creating and "password" not in incoming:
-        incoming["password"] = typer.prompt("incoming password", hide_input=True)
+        incoming["password"] = typer.prompt("incoming password", hide_input=True, err=True)
     outgoing = document.get("outgoing")
     if not isinstance(outgoing, dict) or not creating or "password" in outgoing:
         return
-    if not outgoing.get("same_credentials", True) and outgoing.get("auth_required", True):
-        outgoing["password"] = typer.prompt("outgoing password", hide_input=True)
+    same = outgoing.get("same_credentials", isinstance(incoming, dict))
+    if not same and outgoing.get("auth_required", True):
+        outgoing["password"] = typer.prompt("outgoing password", hide_input=True, err=True)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -93,11 +100,12 @@ def _public(ctx: AppContext, account: Account, warnings: list[str] | None = None
 @app.command("add")
 def add(
     file: DocFile = None,
+    json_file: JsonDoc = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, dotted.")] = None,
-    as_json: AsJson = False,
 ) -> None:
     """Add an account from a JSON document (as the API takes) and/or --set values."""
-    document = _read_document(file, set_ or [])
+    as_json = json_file is not None
+    document = _read_document(json_file or file, set_ or [])
     _ask_passwords(document, creating=True)
     try:
         data = AccountCreate.model_validate(document)
@@ -120,18 +128,20 @@ def add(
 def edit(
     account_id: int,
     file: DocFile = None,
+    json_file: JsonDoc = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, dotted.")] = None,
     password: Annotated[
         list[str] | None, typer.Option(help="Ask for a new password: incoming or outgoing.")
     ] = None,
-    as_json: AsJson = False,
+    print_json: Annotated[bool, typer.Option("--print-json", help="Print JSON.")] = False,
 ) -> None:
     """Change an account: only the fields given change."""
-    document = _read_document(file, set_ or [])
+    as_json = print_json or json_file is not None
+    document = _read_document(json_file or file, set_ or [])
     for direction in password or []:
         if direction not in ("incoming", "outgoing"):
             fail("--password takes incoming or outgoing")
-        new = typer.prompt(f"new {direction} password", hide_input=True)
+        new = typer.prompt(f"new {direction} password", hide_input=True, err=True)
         document.setdefault(direction, {})["password"] = new
     try:
         data = AccountUpdate.model_validate(document)
