@@ -39,6 +39,11 @@ class IncomingSettings(_Strict):
     verify_tls: bool = True
     connect_timeout: Timeout = 20.0
     read_timeout: Timeout = 60.0
+    poll_interval_seconds: int = Field(60, ge=5, le=86400, description="Without IMAP IDLE.")
+    after_fetch: Literal["none", "seen", "move"] = Field(
+        "none", description="IMAP, after the message is stored: leave it, flag \\Seen, or move it."
+    )
+    move_to: str | None = Field(None, description="Folder for after_fetch = move.")
 
     _host = field_validator("host")(check_hostname)
 
@@ -53,6 +58,8 @@ class IncomingSettings(_Strict):
             self.port = default_port(self.protocol, self.security)
         if self.protocol == "pop3" and self.folders != ["INBOX"]:
             raise ValueError("POP3 has only one mailbox: folders must be ['INBOX']")
+        if self.after_fetch == "move" and not self.move_to:
+            raise ValueError("after_fetch = move needs move_to, the folder to move mail to")
         return self
 
 

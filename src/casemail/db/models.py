@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -71,6 +72,8 @@ class Channel(Base):
     allowed_networks: Mapped[list[Any]] = mapped_column(default=list)
     error_address: Mapped[str | None] = mapped_column(String(ADDRESS_LEN))
     purge_days: Mapped[int] = mapped_column(Integer, default=30)
+    # The account (and its folders) this channel fetches from; None for SMTP-only channels.
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -311,12 +314,64 @@ class Account(Base):
     outgoing_test_ok: Mapped[bool | None] = mapped_column(Boolean)
     outgoing_test_message: Mapped[str | None] = mapped_column(Text)
     deactivated_at: Mapped[datetime | None] = mapped_column()
+    # Inbound health: "idle", "syncing", "ok", "error"; errors in words people understand.
+    sync_state: Mapped[str] = mapped_column(String(20), default="idle")
+    last_sync_ok_at: Mapped[datetime | None] = mapped_column()
+    last_sync_error: Mapped[str | None] = mapped_column(Text)
+    last_sync_error_at: Mapped[datetime | None] = mapped_column()
+    sync_failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_sync_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def __repr__(self) -> str:
         # Never the secrets column, not even encrypted.
         return f"<Account id={self.id} role={self.role} email={self.email!r}>"
+
+
+class MailboxFolder(Base):
+    """Sync bookkeeping of one folder of one account (IMAP; POP3 uses folder "INBOX").
+
+    ``last_uid`` is the highest UID committed under ``uidvalidity`` (RFC 3501 section
+    2.3.1.1): everything at or below it is stored. A new UIDVALIDITY starts it at 0 again.
+    """
+
+    __tablename__ = "mailbox_folders"
+    __table_args__ = (UniqueConstraint("account_id", "folder"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    folder: Mapped[str] = mapped_column(String(HEADER_LEN))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    messages_total: Mapped[int | None] = mapped_column(Integer)
+    messages_done: Mapped[int] = mapped_column(Integer, default=0)
+    last_sync_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MailboxItem(Base):
+    """One message fetched from a mailbox: the exactly-once record.
+
+    IMAP rows carry (folder, uidvalidity, uid), POP3 rows the UIDL (or a content hash where
+    the server has no UIDL); NULLs never collide in a unique constraint on either database.
+    """
+
+    __tablename__ = "mailbox_items"
+    __table_args__ = (
+        UniqueConstraint("account_id", "folder", "uidvalidity", "uid"),
+        UniqueConstraint("account_id", "uidl"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    folder: Mapped[str] = mapped_column(String(HEADER_LEN))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    uidl: Mapped[str | None] = mapped_column(String(100))
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id"), index=True)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    removed_from_server_at: Mapped[datetime | None] = mapped_column()
 
 
 class ApiToken(Base):

@@ -1,0 +1,1 @@
+"""Inbound mailboxes: IMAP and POP3 fetching with exactly-once bookkeeping."""
