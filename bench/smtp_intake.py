@@ -4,7 +4,7 @@ The sink answers 250 without storing anything, so the ratio is the price of case
 promise: every 250 means the raw message is committed (SQLite with synchronous=FULL, or
 PostgreSQL) and turned into a case or a message on one.
 
-    .venv/bin/python bench/smtp_intake.py [--messages 400] [--clients 4] [--pg URL]
+    .venv/bin/python -m bench.smtp_intake [--messages 400] [--clients 4] [--pg URL]
 """
 
 from __future__ import annotations

@@ -272,8 +272,10 @@ def test_channels_start_empty_and_post_creates_a_normalised_channel(api: Api) ->
         "allowed_networks",
         "error_address",
         "purge_days",
+        "account_id",
         "created_at",
     }
+    assert created["account_id"] is None
 
     second = api.post("/api/v1/channels", json={"address": "billing@example.com"}).json()
     assert second["name"] == "billing@example.com"

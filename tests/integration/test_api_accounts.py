@@ -228,3 +228,25 @@ def test_real_servers_pass_both_tests_and_the_account_can_replace_the_global_one
     assert previous["is_default"] is False
     assert previous["active"] is True  # still usable until the admin deactivates it
     assert mail_user.password not in json.dumps(api.get("/api/v1/accounts").json())
+
+
+def test_a_channel_fetches_from_one_account(api: Api, team: int) -> None:
+    account_id = api.post("/api/v1/accounts", json=sketch()).json()["id"]
+    unknown = api.post("/api/v1/channels", json={"address": "a@example.com", "account_id": 999})
+    assert unknown.status_code == 422
+    assert "no active account 999" in unknown.text
+    linked = api.post(
+        "/api/v1/channels", json={"address": "support@example.com", "account_id": account_id}
+    )
+    assert linked.status_code == 201, linked.text
+    assert linked.json()["account_id"] == account_id
+    twice = api.post(
+        "/api/v1/channels", json={"address": "other@example.com", "account_id": account_id}
+    )
+    assert twice.status_code == 422
+    assert "already feeds the channel support@example.com" in twice.text
+    send_only = sketch(role="global", team=None, email="out@example.com", incoming=None)
+    send_only["outgoing"].update(password=CANARY, same_credentials=False)
+    out_id = api.post("/api/v1/accounts", json=send_only).json()["id"]
+    nothing = api.post("/api/v1/channels", json={"address": "x@example.com", "account_id": out_id})
+    assert "has no incoming server" in nothing.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from casemail.accounts.schemas import AccountPublic, IncomingPublic, OutgoingPublic, TestRecord
 from casemail.db.models import Account
+from casemail.mailboxes.retention import removal_warning
 
 
 def warnings_for(account: Account) -> list[str]:
@@ -11,15 +12,11 @@ def warnings_for(account: Account) -> list[str]:
     that removing mail from the server at once leaves no copy anywhere else)."""
     found: list[str] = []
     incoming = account.settings.get("incoming")
-    if (
-        incoming
-        and not incoming.get("leave_on_server", True)
-        and not incoming.get("delete_after_days")
-    ):
-        found.append(
-            "mail is removed from the server as soon as casemail has stored it: no copy stays "
-            "in the mailbox; set delete_after_days to keep one for a while"
-        )
+    if incoming:
+        keep = incoming.get("leave_on_server", True)
+        warning = removal_warning(keep, incoming.get("delete_after_days"))
+        if warning:
+            found.append(warning)
     for direction in ("incoming", "outgoing"):
         config = account.settings.get(direction)
         if config and config.get("security") == "none":

@@ -24,6 +24,8 @@ from casemail.api.deps import Context, ReadSession, WriteSession, require_token
 from casemail.api.schemas import ErrorBody
 from casemail.bootstrap import AppContext
 from casemail.db.models import Account
+from casemail.mailboxes.health import AccountHealth, account_health
+from casemail.mailboxes.runner import NotSyncable, build_job, reset_counter, sync_now
 
 router = APIRouter(
     prefix="/api/v1/accounts",
@@ -131,3 +133,35 @@ async def detect(body: AutodetectRequest, ctx: Context) -> dict[str, Any]:
     """Find server settings for an address: preset, DNS SRV (RFC 6186), MX, autoconfig,
     then probing; says where the answer came from and how sure it is."""
     return await autodetect.detect_for_api(ctx, body.email, probe=body.probe)
+
+
+@router.get("/{account_id}/health", response_model=AccountHealth)
+def health(account_id: int, ctx: Context) -> AccountHealth:
+    """Inbound health: state, last success, last error in plain words, messages waiting,
+    and per-folder progress (messages done / total)."""
+    found = account_health(ctx.db, account_id)
+    if found is None:
+        raise AccountError(f"no account {account_id}", status=404)
+    return found
+
+
+@router.post(
+    "/{account_id}/sync", status_code=status.HTTP_202_ACCEPTED, response_model=AccountHealth
+)
+def sync(account_id: int, ctx: Context) -> AccountHealth:
+    """Fetch now: the workers pick the account up at their next pass (within seconds);
+    follow the progress on /health."""
+    try:
+        build_job(ctx, account_id)  # says at once why it cannot sync
+    except NotSyncable as exc:
+        raise AccountError(str(exc), status=409) from exc
+    sync_now(ctx.db, account_id)
+    return health(account_id, ctx)
+
+
+@router.post("/{account_id}/reset-counter", response_model=AccountHealth)
+def reset(account_id: int, ctx: Context, session: ReadSession) -> AccountHealth:
+    """Download everything again; what is already stored is recognised and not duplicated."""
+    _get(session, account_id)
+    reset_counter(ctx.db, account_id)
+    return health(account_id, ctx)

@@ -103,6 +103,7 @@ def post_channel(body: ChannelCreate, session: WriteSession) -> ChannelPublic:
             name=body.name,
             allowed_networks=body.allowed_networks,
             subject_tag_prefix=body.subject_tag_prefix,
+            account_id=body.account_id,
         )
     except ChannelExists as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc

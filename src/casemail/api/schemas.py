@@ -94,6 +94,7 @@ class ChannelPublic(_FromRow):
     allowed_networks: list[str]
     error_address: str | None
     purge_days: int
+    account_id: int | None
     created_at: datetime
 
 
@@ -106,6 +107,7 @@ class ChannelCreate(BaseModel):
         default_factory=list, description="CIDR ranges allowed to send to this channel."
     )
     subject_tag_prefix: str = Field("Case", min_length=1, max_length=40, pattern=r"^[\w\- ]+$")
+    account_id: int | None = Field(None, description="The account whose mailbox feeds it.")
 
 
 class Health(BaseModel):

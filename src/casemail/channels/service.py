@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from casemail.channels.addresses import base_address, normalise_address
 from casemail.config import parse_networks
-from casemail.db.models import Channel
+from casemail.db.models import Account, Channel
 
 DEFAULT_COMPANY_ID = 1
 
@@ -39,8 +39,11 @@ def add_channel(
     allowed_networks: list[str] | None = None,
     subject_tag_prefix: str = "Case",
     company_id: int = DEFAULT_COMPANY_ID,
+    account_id: int | None = None,
 ) -> Channel:
     normalised = normalise_address(address)
+    if account_id is not None:
+        _check_account(session, account_id)
     if session.scalar(select(Channel).where(Channel.address == normalised)) is not None:
         raise ChannelExists(f"a channel for {normalised} exists already")
     channel = Channel(
@@ -51,6 +54,7 @@ def add_channel(
         subject_tag_prefix=subject_tag_prefix,
         active=True,
         purge_days=30,
+        account_id=account_id,
     )
     try:
         # A savepoint: a concurrent insert of the same address loses here, cleanly.
@@ -59,3 +63,18 @@ def add_channel(
     except IntegrityError as exc:
         raise ChannelExists(f"a channel for {normalised} exists already") from exc
     return channel
+
+
+class UnknownAccount(ValueError):
+    pass
+
+
+def _check_account(session: Session, account_id: int) -> None:
+    account = session.get(Account, account_id)
+    if account is None or account.deactivated_at is not None:
+        raise UnknownAccount(f"no active account {account_id} to fetch mail from")
+    if not account.settings.get("incoming"):
+        raise UnknownAccount(f"account {account_id} has no incoming server to fetch from")
+    taken = session.scalar(select(Channel.address).where(Channel.account_id == account_id))
+    if taken is not None:
+        raise UnknownAccount(f"account {account_id} already feeds the channel {taken}")

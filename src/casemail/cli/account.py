@@ -19,6 +19,8 @@ from casemail.accounts.schemas import AccountCreate, AccountPublic, AccountUpdat
 from casemail.bootstrap import AppContext
 from casemail.cli.common import context, emit_json, fail
 from casemail.db.models import Account
+from casemail.mailboxes.health import account_health
+from casemail.mailboxes.runner import NotSyncable, progress_printer, reset_counter, sync_account
 
 app = typer.Typer(help="Mail accounts: servers and credentials of real mailboxes.")
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -300,3 +302,63 @@ def _print_detection(result: dict[str, Any]) -> None:
     for entry in result.get("trail") or []:
         detail = f" ({entry['detail']})" if entry.get("detail") else ""
         typer.echo(f"    tried {entry['step']} {entry['target']}: {entry['outcome']}{detail}")
+
+
+@app.command("sync")
+def sync(
+    account_id: int,
+    full: Annotated[
+        bool, typer.Option(help="Reset the mailbox counter first: download everything again.")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Fetch the account's mailbox now, with a progress bar; mail becomes cases."""
+    ctx = context()
+    try:
+        if full:
+            reset_counter(ctx.db, account_id)
+        printer = None if as_json else progress_printer()
+        report = sync_account(ctx, account_id, on_progress=printer)
+    except NotSyncable as exc:
+        fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - recorded on the account; shown in words
+        fail(f"sync of account {account_id} failed: {exc}")
+    if as_json:
+        emit_json(report.__dict__)
+        return
+    typer.echo(
+        f"account {account_id}: {report.stored} new, {report.duplicates} already stored, "
+        f"{report.quarantined} quarantined, {report.removed_from_server} removed from the server"
+    )
+    for folder in report.uidvalidity_changed:
+        typer.secho(f"  {folder}: UIDVALIDITY changed; the folder was read again", fg="yellow")
+
+
+@app.command("reset-counter")
+def reset_counter_command(account_id: int) -> None:
+    """Forget what was fetched, so the next sync downloads everything again (nothing that is
+    already stored is stored twice)."""
+    ctx = context()
+    with ctx.db.read() as session:
+        _get(session, account_id)
+    forgotten = reset_counter(ctx.db, account_id)
+    typer.echo(f"account {account_id}: forgot {forgotten} fetched message(s); sync to re-read")
+
+
+@app.command("health")
+def health(account_id: int, as_json: AsJson = False) -> None:
+    """Inbound health: state, last success, last error, messages waiting, folders."""
+    ctx = context()
+    found = account_health(ctx.db, account_id)
+    if found is None:
+        fail(f"no account {account_id}")
+    if as_json:
+        emit_json(found)
+        return
+    typer.echo(f"account {account_id}: {found.state}, last success {found.last_success_at or '-'}")
+    if found.last_error:
+        typer.echo(f"  last error ({found.last_error_at}): {found.last_error}")
+    typer.echo(f"  messages waiting: {found.messages_waiting}")
+    for folder in found.folders:
+        total = "?" if folder.messages_total is None else folder.messages_total
+        typer.echo(f"  {folder.folder}: {folder.messages_done}/{total}, last UID {folder.last_uid}")

@@ -21,6 +21,9 @@ def add(
     allow: Annotated[
         list[str] | None, typer.Option(help="CIDR range allowed to send (repeatable).")
     ] = None,
+    account: Annotated[
+        int | None, typer.Option(help="Account whose mailbox feeds this channel.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Add a channel."""
@@ -28,7 +31,9 @@ def add(
     try:
         with ctx.db.write() as session:
             channel = ChannelPublic.model_validate(
-                add_channel(session, address=address, name=name, allowed_networks=allow)
+                add_channel(
+                    session, address=address, name=name, allowed_networks=allow, account_id=account
+                )
             )
     except (ChannelExists, InvalidAddress, ValueError) as exc:
         fail(str(exc))

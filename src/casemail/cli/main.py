@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Annotated
 
 import typer
@@ -54,6 +55,26 @@ def serve(
     )
     configure_logging(ctx.settings.log_level)
     asyncio.run(run(ctx))
+
+
+@app.command()
+def worker() -> None:
+    """Run only the background workers (mailbox polling, retries, purges), without the API
+    and the SMTP listener: for more worker processes beside `casemail serve --no-workers`."""
+    from casemail.bootstrap import configure_logging
+    from casemail.workers.supervisor import run_workers
+
+    ctx = context()
+    configure_logging(ctx.settings.log_level)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_workers(ctx, stop)
+
+    asyncio.run(main())
 
 
 @token_app.command("create")

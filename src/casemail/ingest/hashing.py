@@ -57,4 +57,6 @@ def content_hash(raw: bytes) -> str:
 
 def dedupe_key(message_id: str | None, content: str) -> str:
     """Same Message-ID and same content on the same channel is the same message."""
-    return hashlib.sha256(f"{message_id or ''}\0{content}".encode()).hexdigest()
+    # surrogatepass: a header decoded with surrogateescape must still give a key, not raise.
+    key = f"{message_id or ''}\0{content}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(key).hexdigest()

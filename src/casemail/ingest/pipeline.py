@@ -78,16 +78,16 @@ def process_receipt(db: Database, inbound_id: int, options: IngestOptions) -> In
     if attempt is None:
         return existing_outcome(db, inbound_id)
     if attempt > options.max_attempts:
-        return _give_up(db, inbound_id)
+        return give_up(db, inbound_id)
     try:
         with db.write() as session:
-            return _decide_and_store(session, inbound_id)
+            return decide_and_store(session, inbound_id)
     except Exception as exc:
         log.exception("inbound %s: processing failed (attempt %s)", inbound_id, attempt)
-        return _record_failure(db, inbound_id, exc, attempt, options)
+        return record_failure(db, inbound_id, exc, attempt, options)
 
 
-def _decide_and_store(session: Session, inbound_id: int) -> IngestResult:
+def decide_and_store(session: Session, inbound_id: int) -> IngestResult:
     receipt = session.get_one(InboundReceipt, inbound_id)
     channel = session.get_one(Channel, receipt.channel_id)
     raw = get_blob(session, receipt.raw_sha256)
@@ -139,7 +139,7 @@ def _refusal(channel: Channel, raw: bytes) -> tuple[str, str] | None:
     return None
 
 
-def _record_failure(
+def record_failure(
     db: Database, inbound_id: int, exc: Exception, attempt: int, options: IngestOptions
 ) -> IngestResult:
     error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -149,11 +149,11 @@ def _record_failure(
         receipt.state = "received"
         receipt.claimed_until = None
     if attempt >= options.max_attempts:
-        return _give_up(db, inbound_id)
+        return give_up(db, inbound_id)
     return IngestResult("pending", inbound_id, reason=error)
 
 
-def _give_up(db: Database, inbound_id: int) -> IngestResult:
+def give_up(db: Database, inbound_id: int) -> IngestResult:
     with db.write() as session:
         receipt = session.get_one(InboundReceipt, inbound_id)
         channel = session.get_one(Channel, receipt.channel_id)

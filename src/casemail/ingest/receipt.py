@@ -43,43 +43,48 @@ def sniff_message_id(raw: bytes) -> str | None:
 
 def record_receipt(db: Database, *, channel_id: int, raw: bytes, source: Source) -> Receipt:
     """Commit the raw message; a second copy of the same message returns the first receipt."""
+    with db.write() as session:
+        return add_receipt(session, channel_id=channel_id, raw=raw, source=source)
+
+
+def add_receipt(session: Session, *, channel_id: int, raw: bytes, source: Source) -> Receipt:
+    """``record_receipt`` inside the caller's transaction (a batch commits many at once)."""
     message_id = sniff_message_id(raw)
     digest = content_hash(raw)
     key = dedupe_key(message_id, digest)
-    with db.write() as session:
-        # A redelivered copy (often with one more Received line) must not leave its bytes
-        # behind as a blob nothing refers to: look for the first receipt before storing.
-        existing = _existing(session, channel_id, key)
-        if existing is not None:
-            return Receipt(inbound_id=existing, duplicate=True)
-        raw_sha = put_blob(session, raw)
-        inbound_id = insert_ignore(
-            session,
-            InboundReceipt.__table__,  # type: ignore[arg-type]
-            conflict=["channel_id", "dedupe_key"],
-            returning=InboundReceipt.id,
-            values={
-                "channel_id": channel_id,
-                "source": source.kind,
-                "envelope_from": source.envelope_from,
-                "envelope_to": list(source.envelope_to),
-                "peer": source.peer,
-                "raw_sha256": raw_sha,
-                "size": len(raw),
-                "message_id": message_id,
-                "content_hash": digest,
-                "dedupe_key": key,
-                "state": "received",
-                "attempts": 0,
-                "received_at": utcnow(),
-            },
-        )
-        if inbound_id is not None:
-            return Receipt(inbound_id=inbound_id, duplicate=False)
-        # Lost a race with a concurrent delivery of the same message (PostgreSQL).
-        existing = _existing(session, channel_id, key)
-        assert existing is not None
+    # A redelivered copy (often with one more Received line) must not leave its bytes
+    # behind as a blob nothing refers to: look for the first receipt before storing.
+    existing = _existing(session, channel_id, key)
+    if existing is not None:
         return Receipt(inbound_id=existing, duplicate=True)
+    raw_sha = put_blob(session, raw)
+    inbound_id = insert_ignore(
+        session,
+        InboundReceipt.__table__,  # type: ignore[arg-type]
+        conflict=["channel_id", "dedupe_key"],
+        returning=InboundReceipt.id,
+        values={
+            "channel_id": channel_id,
+            "source": source.kind,
+            "envelope_from": source.envelope_from,
+            "envelope_to": list(source.envelope_to),
+            "peer": source.peer,
+            "raw_sha256": raw_sha,
+            "size": len(raw),
+            "message_id": message_id,
+            "content_hash": digest,
+            "dedupe_key": key,
+            "state": "received",
+            "attempts": 0,
+            "received_at": utcnow(),
+        },
+    )
+    if inbound_id is not None:
+        return Receipt(inbound_id=inbound_id, duplicate=False)
+    # Lost a race with a concurrent delivery of the same message (PostgreSQL).
+    existing = _existing(session, channel_id, key)
+    assert existing is not None
+    return Receipt(inbound_id=existing, duplicate=True)
 
 
 def _existing(session: Session, channel_id: int, key: str) -> int | None:

@@ -18,18 +18,21 @@ from casemail.db.models import MailboxFolder, MailboxItem
 from casemail.db.types import utcnow
 from casemail.db.upsert import insert_ignore
 from casemail.ingest import IngestOptions, IngestResult, Source, ingest_raw
+from casemail.ingest.batch import ingest_batch
+from casemail.ingest.receipt import Receipt
 
 
 @dataclass(frozen=True)
 class FolderState:
     uidvalidity: int | None
     last_uid: int
+    messages_done: int = 0  # stored under this UIDVALIDITY, for progress (done / total)
 
 
 def folder_state(db: Database, account_id: int, folder: str) -> FolderState:
     with db.write() as session:
         row = _folder(session, account_id, folder)
-        return FolderState(row.uidvalidity, row.last_uid)
+        return FolderState(row.uidvalidity, row.last_uid, row.messages_done)
 
 
 def start_uidvalidity(db: Database, account_id: int, folder: str, uidvalidity: int) -> bool:
@@ -95,28 +98,9 @@ def store_fetched(
 ) -> IngestResult:
     """Ingest (commit) the raw message, then record it and advance the folder's high-water
     mark in one transaction. Safe to repeat for the same message."""
-    source = Source("imap") if fetched.uid is not None else Source("pop3")
-    result = ingest_raw(db, channel_id, raw, source, options=options)
+    result = ingest_raw(db, channel_id, raw, _source(fetched), options=options)
     with db.write() as session:
-        insert_ignore(
-            session,
-            MailboxItem.__table__,  # type: ignore[arg-type]
-            conflict=_conflict(fetched),
-            returning=MailboxItem.id,
-            values={
-                "account_id": fetched.account_id,
-                "folder": fetched.folder,
-                "uidvalidity": fetched.uidvalidity,
-                "uid": fetched.uid,
-                "uidl": fetched.uidl,
-                "inbound_id": result.inbound_id,
-                "fetched_at": utcnow(),
-            },
-        )
-        if fetched.uid is not None:
-            _advance(session, fetched)
-        else:
-            _count_done(session, fetched)
+        _remember(session, fetched, result.inbound_id)
     return result
 
 
@@ -187,3 +171,45 @@ def _folder(session: Session, account_id: int, folder: str) -> MailboxFolder:
     )
     assert row is not None
     return row
+
+
+def store_fetched_batch(
+    db: Database, channel_id: int, batch: list[tuple[Fetched, bytes]], options: IngestOptions
+) -> list[IngestResult]:
+    """``store_fetched`` for a batch: the raw messages, their receipts and the mailbox
+    bookkeeping commit together, before any of them is processed (see ingest.batch)."""
+    if not batch:
+        return []
+
+    def remember(session: Session, receipts: list[Receipt]) -> None:
+        for (fetched, _), receipt in zip(batch, receipts, strict=True):
+            _remember(session, fetched, receipt.inbound_id)
+
+    items = [(raw, _source(fetched)) for fetched, raw in batch]
+    return ingest_batch(db, channel_id, items, options=options, on_stored=remember)
+
+
+def _source(fetched: Fetched) -> Source:
+    return Source("imap") if fetched.uid is not None else Source("pop3")
+
+
+def _remember(session: Session, fetched: Fetched, inbound_id: int) -> None:
+    insert_ignore(
+        session,
+        MailboxItem.__table__,  # type: ignore[arg-type]
+        conflict=_conflict(fetched),
+        returning=MailboxItem.id,
+        values={
+            "account_id": fetched.account_id,
+            "folder": fetched.folder,
+            "uidvalidity": fetched.uidvalidity,
+            "uid": fetched.uid,
+            "uidl": fetched.uidl,
+            "inbound_id": inbound_id,
+            "fetched_at": utcnow(),
+        },
+    )
+    if fetched.uid is not None:
+        _advance(session, fetched)
+    else:
+        _count_done(session, fetched)

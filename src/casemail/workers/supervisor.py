@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from casemail.bootstrap import AppContext
 from casemail.workers.jobs import purge_quarantine, reprocess_pending
+from casemail.workers.mailboxes import poll_mailboxes
 
 log = logging.getLogger("casemail.workers")
 
@@ -20,6 +21,14 @@ def _jobs(ctx: AppContext) -> list[tuple[str, Callable[[], int]]]:
 
 
 async def run_workers(ctx: AppContext, stop: asyncio.Event) -> None:
+    mailboxes = asyncio.create_task(poll_mailboxes(ctx, stop))
+    try:
+        await _run_periodic(ctx, stop)
+    finally:
+        await mailboxes
+
+
+async def _run_periodic(ctx: AppContext, stop: asyncio.Event) -> None:
     interval = ctx.settings.worker_interval_seconds
     while not stop.is_set():
         for name, job in _jobs(ctx):

@@ -1,0 +1,182 @@
+"""IMAP IDLE (RFC 2177): wait on the account's first folder and sync when mail arrives.
+
+One connection stays in IDLE on the first folder (INBOX); each announced message (EXISTS or
+RECENT) starts a sync of all the account's folders on a second connection, so the waiting
+session never leaves the folder and cannot miss what arrives during the sync: the server
+reports it as soon as IDLE starts again. IDLE is ended and restarted every
+``max_idle_seconds`` (RFC 2177 section 3: at most 29 minutes), which also proves the link
+alive, since DONE must be answered within the read timeout; TCP keepalive notices a peer
+that vanished without a word sooner. Any failure ends the wait with ``MailboxError``: the
+caller reconnects (with its back-off) and falls back to polling where IDLE is not offered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
+
+from casemail.accounts.endpoint import Endpoint
+from casemail.mailboxes.errors import MailboxError
+from casemail.mailboxes.imap_session import capabilities, imap_session, talking
+from casemail.mailboxes.imap_sync import sync_imap
+from casemail.mailboxes.job import MailboxJob
+
+log = logging.getLogger("casemail.mailboxes")
+
+RFC2177_LIMIT = 29 * 60.0
+STOP_CHECK_SECONDS = 0.25  # how soon a stop request is noticed
+_NEW_MAIL = re.compile(rb"^\* (\d+) (EXISTS|RECENT)\b", re.IGNORECASE)
+_BYE = re.compile(rb"^\* BYE\b", re.IGNORECASE)
+
+
+class IdleUnsupported(MailboxError):
+    """The server does not offer IDLE: poll the account instead."""
+
+
+def supports_idle(job: MailboxJob) -> bool:
+    """Whether the account's server offers IDLE (asked after login)."""
+    with imap_session(job.endpoint) as client:
+        return "IDLE" in capabilities(client, job.endpoint)
+
+
+async def idle_imap(
+    job: MailboxJob,
+    stop: asyncio.Event,
+    *,
+    max_idle_seconds: float = RFC2177_LIMIT,
+    on_wake: Callable[[], None] | None = None,
+) -> None:
+    """Wait for new mail and sync it until ``stop`` is set; returns then. Raises
+    ``IdleUnsupported`` or ``MailboxError`` (the caller reconnects). ``on_wake`` is called
+    after every sync this runs: once at the start, then after each wake-up."""
+    halt = threading.Event()
+
+    async def relay() -> None:
+        await stop.wait()
+        halt.set()
+
+    relay_task = asyncio.create_task(relay())
+    try:
+        await asyncio.to_thread(
+            idle_loop, job, halt, max_idle_seconds=max_idle_seconds, on_wake=on_wake
+        )
+    finally:
+        halt.set()  # also when this coroutine is cancelled: the thread ends soon after
+        relay_task.cancel()
+
+
+def idle_loop(
+    job: MailboxJob,
+    stop: threading.Event,
+    *,
+    max_idle_seconds: float = RFC2177_LIMIT,
+    on_wake: Callable[[], None] | None = None,
+) -> None:
+    """The blocking form of ``idle_imap``, for a thread of its own."""
+    endpoint, folder = job.endpoint, job.endpoint.folders[0]
+    seconds = min(max_idle_seconds, RFC2177_LIMIT)
+    with imap_session(endpoint) as client:
+        if "IDLE" not in capabilities(client, endpoint):
+            raise IdleUnsupported(
+                f"the IMAP server {endpoint.host} does not offer IDLE (RFC 2177): new mail is "
+                "found by polling"
+            )
+        _keepalive(client.socket())
+        with talking(endpoint, f"opening the folder {folder!r} to wait for new mail"):
+            client.select_folder(folder, readonly=True)
+        _sync(job, on_wake)  # what came before the session started watching
+        while not stop.is_set():
+            if _idle_once(client, endpoint, stop, seconds):
+                _sync(job, on_wake)
+
+
+def _sync(job: MailboxJob, on_wake: Callable[[], None] | None) -> None:
+    sync_imap(job)
+    if on_wake is not None:
+        on_wake()
+
+
+def _idle_once(client: Any, endpoint: Endpoint, stop: threading.Event, seconds: float) -> bool:
+    """One IDLE command: until new mail, ``stop`` or ``seconds``; True if mail arrived."""
+    with talking(endpoint, "waiting for new mail (IDLE)"):
+        client.idle()
+        news = _wait_for_mail(client, stop, time.monotonic() + seconds)
+        _text, responses = client.idle_done()
+    return news or any(_announces_mail(r) for r in responses)
+
+
+def _wait_for_mail(client: Any, stop: threading.Event, deadline: float) -> bool:
+    news = False
+    while not stop.is_set():
+        if _buffered(client):
+            news = _read_line(client) or news
+            continue
+        left = deadline - time.monotonic()
+        if news or left <= 0:
+            return news  # with every line received so far read
+        if _readable(client.socket(), min(left, STOP_CHECK_SECONDS)):
+            news = _read_line(client) or news
+    return news
+
+
+def _read_line(client: Any) -> bool:
+    """One line the server sent during IDLE; True when it announces mail. Read here, not by
+    imapclient's ``idle_check``: that returns nothing for a closed connection (it reads an
+    EOF as "no more lines") and waits on the socket past lines imaplib has buffered."""
+    line = client._imap.readline()
+    if not line:
+        raise ConnectionError("the server closed the connection")
+    if _BYE.match(line):
+        raise ConnectionError(f"the server ended the session: {line.decode(errors='replace')}")
+    match = _NEW_MAIL.match(line)
+    return match is not None and (match.group(2).upper() == b"EXISTS" or match.group(1) != b"0")
+
+
+def _announces_mail(response: Any) -> bool:
+    """A response parsed by imapclient, e.g. ``(3, b'EXISTS')``."""
+    return (
+        isinstance(response, tuple)
+        and len(response) >= 2
+        and (response[1] == b"EXISTS" or (response[1] == b"RECENT" and response[0] != 0))
+    )
+
+
+def _buffered(client: Any) -> bool:
+    """Data already read from the socket (by imaplib's reader or the TLS layer)."""
+    sock = client.socket()
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    reader = client._imap.file
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return bool(reader.peek(1))  # what is buffered, or one read that cannot wait
+    except (OSError, ValueError):
+        return False  # nothing to read yet (BlockingIOError, SSLWantReadError)
+    finally:
+        sock.settimeout(timeout)
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(timeout * 1000))
+
+
+def _keepalive(sock: socket.socket) -> None:
+    """Let the kernel probe an idle link: a peer gone without a FIN shows up as an error on
+    the socket after about 90 s instead of at the next re-IDLE."""
+    with suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
