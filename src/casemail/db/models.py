@@ -145,6 +145,10 @@ class InboundReceipt(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column()
+    # An initial import "as archive": the case is created closed, and nothing automatic
+    # (acknowledgements, notifications) is sent for it. Kept on the receipt so a receipt
+    # processed after a crash is still treated as archive.
+    archive: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Message(Base):

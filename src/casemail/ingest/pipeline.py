@@ -108,11 +108,13 @@ def decide_and_store(session: Session, inbound_id: int) -> IngestResult:
     case = match.case
     hits = match.hits
     if case is None:
-        case = open_case(session, channel, parsed)
+        case = open_case(session, channel, parsed, status="closed" if receipt.archive else "new")
         hits = (*hits, RuleHit("create-case", f"new case #{case.id}"))
+        if receipt.archive:
+            hits = (*hits, RuleHit("import-archive", "imported as archive: closed, nothing sent"))
         outcome = "created"
     else:
-        if case.status == "closed":
+        if case.status == "closed" and not receipt.archive:
             case.status = "open"
             hits = (*hits, RuleHit("reopened", "a reply reopened the closed case"))
         outcome = "appended"

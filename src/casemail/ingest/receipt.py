@@ -77,6 +77,7 @@ def add_receipt(session: Session, *, channel_id: int, raw: bytes, source: Source
             "state": "received",
             "attempts": 0,
             "received_at": utcnow(),
+            "archive": source.archive,
         },
     )
     if inbound_id is not None:

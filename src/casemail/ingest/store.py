@@ -37,7 +37,9 @@ def contact_for(session: Session, company_id: int, sender: Address) -> Contact:
     return contact
 
 
-def open_case(session: Session, channel: Channel, parsed: ParsedMessage) -> Case:
+def open_case(
+    session: Session, channel: Channel, parsed: ParsedMessage, *, status: str = "new"
+) -> Case:
     assert parsed.sender is not None
     contact = contact_for(session, channel.company_id, parsed.sender)
     case = Case(
@@ -45,7 +47,7 @@ def open_case(session: Session, channel: Channel, parsed: ParsedMessage) -> Case
         channel_id=channel.id,
         contact_id=contact.id,
         subject=parsed.subject or NO_SUBJECT,
-        status="new",
+        status=status,
     )
     session.add(case)
     session.flush()

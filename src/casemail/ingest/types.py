@@ -18,6 +18,7 @@ class Source:
     envelope_from: str | None = None
     envelope_to: tuple[str, ...] = ()
     peer: str | None = None
+    archive: bool = False  # initial import "as archive": case closed, nothing sent
 
 
 @dataclass(frozen=True)
