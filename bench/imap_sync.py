@@ -116,7 +116,9 @@ def reference_parse(bodies: list[bytes]) -> float:
     return time.perf_counter() - start
 
 
-def casemail_sync(dovecot: Dovecot, user: MailUser, url: str) -> tuple[float, int]:
+def casemail_sync(
+    dovecot: Dovecot, user: MailUser, url: str, batch_size: int = 500
+) -> tuple[float, int]:
     db = Database.from_url(url)
     upgrade(db)
     with db.write() as session:
@@ -131,7 +133,12 @@ def casemail_sync(dovecot: Dovecot, user: MailUser, url: str) -> tuple[float, in
         read_timeout=600,
     )
     job = MailboxJob(
-        db=db, account_id=1, channel_id=channel_id, endpoint=endpoint, options=IngestOptions()
+        db=db,
+        account_id=1,
+        channel_id=channel_id,
+        endpoint=endpoint,
+        options=IngestOptions(),
+        batch_size=batch_size,
     )
     _make_account(db)
     start = time.perf_counter()
@@ -162,13 +169,16 @@ def fresh_pg(admin_url: str, name: str) -> str | None:
 
 def report_line(name: str, count: int, seconds: float, parse_rate: float) -> None:
     rate = count / seconds
-    print(f"{name:<34} {rate:9.0f} msg/s   {rate / parse_rate:6.2f} x parse-only")
+    print(f"{name:<34} {rate:9.0f} msg/s   {rate / parse_rate:6.2f} x parse-only", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--pg", default="postgresql://postgres@127.0.0.1:5432/test", help="'' skips PostgreSQL"
+    )
+    parser.add_argument("--batch", type=int, default=500, help="messages per fetch batch")
     args = parser.parse_args()
     corpus = make_corpus(args.messages)
     size = sum(len(m) for m in corpus)
@@ -186,14 +196,14 @@ def main() -> None:
             parse_rate = len(bodies) / parse_s
             report_line("reference A: imaplib UID FETCH", len(bodies), fetch_s, parse_rate)
             report_line("reference B: email policy.default", len(bodies), parse_s, parse_rate)
-            sqlite_s, stored = casemail_sync(dovecot, user, f"sqlite:///{tmp}/bench.db")
+            sqlite_s, stored = casemail_sync(dovecot, user, f"sqlite:///{tmp}/bench.db", args.batch)
             assert stored == len(corpus), stored
             report_line("casemail sync, SQLite", stored, sqlite_s, parse_rate)
             name = f"casemail_bench_{time.time_ns()}"
-            url = fresh_pg(args.pg, name)
+            url = fresh_pg(args.pg, name) if args.pg else None
             if url:
                 try:
-                    pg_s, stored = casemail_sync(dovecot, user, url)
+                    pg_s, stored = casemail_sync(dovecot, user, url, args.batch)
                     report_line("casemail sync, PostgreSQL", stored, pg_s, parse_rate)
                 finally:
                     with psycopg.connect(args.pg, autocommit=True) as conn:

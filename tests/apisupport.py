@@ -62,6 +62,11 @@ class Api:
         response: httpx.Response = self.client.post(path, headers=headers, **kwargs)
         return response
 
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        response: httpx.Response = self.client.delete(path, headers=headers, **kwargs)
+        return response
+
     def channel(self, address: str = "support@example.com", **kwargs: Any) -> int:
         with self.db.write() as session:
             return add_channel(session, address=address, **kwargs).id

@@ -1,5 +1,6 @@
 """Helpers for the IMAP sync tests: an account and a channel fetching from a Dovecot user,
-the job that syncs it, and the exact counts the fault tests compare."""
+the job that syncs it, the exact counts the fault tests compare, and a database on which
+processing one message always fails."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from casemail.db.models import Account, InboundReceipt, MailboxItem, Message, Qu
 from casemail.ingest import IngestOptions
 from casemail.mailboxes.job import MailboxJob
 from tests.mailservers import Dovecot, MailUser
+from tests.support import FailingMessageWrites, subject_says
 
 
 def imap_job(
@@ -103,3 +105,13 @@ def flags(dovecot: Dovecot, user: MailUser, folder: str = "INBOX") -> dict[int, 
         client.select_folder(folder, readonly=True)
         found = client.fetch(client.search("ALL"), ["FLAGS"])
         return {uid: set(data[b"FLAGS"]) for uid, data in found.items()}
+
+
+class PoisonWrites(FailingMessageWrites):
+    """Every write that would put a message whose subject says "poison" on a case fails: a
+    message whose processing always crashes, while everything else works."""
+
+    error = "simulated crash while storing the case message"
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, subject_says("poison"), error=self.error)

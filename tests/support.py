@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import make_msgid
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from casemail.db import Database
 
 
 class RawSMTP:
@@ -63,3 +71,49 @@ def sample_message(
 def wire_bytes(message: EmailMessage) -> bytes:
     """The message as it travels in SMTP DATA: every line ended by CRLF (RFC 5321 2.3.8)."""
     return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+
+class FailingMessageWrites(Database):
+    """Our ``Database`` on the same engine, whose writes fail when they would put a chosen
+    message on a case — as a full disk, a dropped connection or a row the database refuses
+    would, at the moment the decision is written. Storing the raw message still works.
+
+    ``fails`` picks the ``messages`` rows to refuse; at most ``limit`` refusals (None: every
+    time). The error is ``error`` formatted with the refusal's number as ``n``.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        fails: Callable[[dict[str, Any]], bool],
+        *,
+        error: str,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(db.engine)
+        self.fails = fails
+        self.error = error
+        self.limit = limit
+        self.raised = 0
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with super().write() as session:
+            event.listen(session, "do_orm_execute", self._check)
+            yield session
+
+    def _check(self, state: ORMExecuteState) -> None:
+        table = getattr(state.statement, "table", None)
+        if not state.is_insert or getattr(table, "name", None) != "messages":
+            return
+        params = state.parameters
+        rows = params if isinstance(params, list) else [params or {}]
+        if any(self.fails(dict(row)) for row in rows if isinstance(row, Mapping)) and (
+            self.limit is None or self.raised < self.limit
+        ):
+            self.raised += 1
+            raise RuntimeError(self.error.format(n=self.raised))
+
+
+def subject_says(word: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda row: word in (row.get("subject") or "")

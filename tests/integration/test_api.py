@@ -25,7 +25,7 @@ from casemail.api.routes import router
 from casemail.auth.tokens import create_token
 from casemail.bootstrap import build_context
 from casemail.config import Settings
-from casemail.db.models import ApiToken, Channel
+from casemail.db.models import ApiToken, Case, Channel, Message
 from casemail.db.types import utcnow
 from tests.apisupport import Api
 from tests.conftest import free_port
@@ -34,6 +34,7 @@ from tests.support import sample_message
 CORE_ROUTES = {
     ("GET", "/api/v1/cases"),
     ("GET", "/api/v1/cases/{case_id}"),
+    ("DELETE", "/api/v1/cases/{case_id}"),
     ("GET", "/api/v1/cases/{case_id}/messages"),
     ("GET", "/api/v1/quarantine"),
     ("GET", "/api/v1/channels"),
@@ -201,6 +202,9 @@ def test_every_api_route_accepts_the_token(api: Api, method: str, path: str) -> 
     if method == "POST":
         response = api.post(path, json={"address": "billing@example.com"})
         assert response.status_code == 201
+    elif method == "DELETE":
+        response = api.delete(concrete(path))
+        assert response.status_code == 204, response.text
     else:
         response = api.get(concrete(path))
         assert response.status_code == 200, response.text
@@ -513,6 +517,30 @@ def test_unknown_case_is_a_clear_404(api: Api, path: str) -> None:
     response = api.get(path.format(id="abc"))
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["path", "case_id"]
+
+
+def test_a_deleted_case_is_gone_from_every_view_and_its_mail_is_kept(api: Api) -> None:
+    channel_id = api.channel()
+    kept = api.deliver(channel_id, sample_message(subject="Kept")).case_id
+    gone = api.deliver(channel_id, sample_message(subject="Deleted")).case_id
+
+    response = api.delete(f"/api/v1/cases/{gone}")
+
+    assert response.status_code == 204
+    assert response.content == b""
+    assert [c["id"] for c in api.get("/api/v1/cases").json()] == [kept]
+    for path in (f"/api/v1/cases/{gone}", f"/api/v1/cases/{gone}/messages"):
+        assert api.get(path).status_code == 404
+    again = api.delete(f"/api/v1/cases/{gone}")
+    assert again.status_code == 404
+    assert again.json() == {"detail": f"Case {gone} not found"}
+    assert api.delete("/api/v1/cases/999999").status_code == 404
+    with api.db.read() as session:
+        case = session.get(Case, gone)
+        assert case is not None
+        assert case.deleted_at is not None
+        messages = session.scalars(select(Message).where(Message.case_id == gone)).all()
+        assert len(messages) == 1  # the email history (and its raw mail) stays
 
 
 # --- quarantine ---------------------------------------------------------------------------

@@ -101,6 +101,52 @@ def test_bad_input_is_refused_clearly_and_nothing_is_saved(
     assert api.get("/api/v1/accounts").json() == []
 
 
+def test_initial_import_is_accepted_shown_changed_and_checked(api: Api, team: int) -> None:
+    doc = sketch()
+    doc["incoming"]["initial_import"] = "archive"
+    created = api.post("/api/v1/accounts", json=doc)
+    assert created.status_code == 201, created.text
+    account_id = created.json()["id"]
+    assert created.json()["incoming"]["initial_import"] == "archive"
+    assert api.get(f"/api/v1/accounts/{account_id}").json()["incoming"]["initial_import"] == (
+        "archive"
+    )
+
+    patched = api.patch(
+        f"/api/v1/accounts/{account_id}", json={"incoming": {"initial_import": "from-now"}}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["incoming"]["initial_import"] == "from_now"
+
+    refused = api.patch(
+        f"/api/v1/accounts/{account_id}", json={"incoming": {"initial_import": "yesterday"}}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "incoming.initial_import"
+    assert "all, archive, from_now" in refused.json()["detail"]
+    unchanged = api.get(f"/api/v1/accounts/{account_id}").json()["incoming"]
+    assert unchanged["initial_import"] == "from_now"
+    default = sketch(team="Support", email="other@example.com")
+    assert api.post("/api/v1/accounts", json=default).json()["incoming"]["initial_import"] == "all"
+
+
+def test_delete_when_deleted_warns_where_it_cannot_act(api: Api, team: int) -> None:
+    doc = sketch()
+    doc["incoming"]["delete_when_deleted"] = True
+    imap = api.post("/api/v1/accounts", json=doc).json()
+    assert imap["incoming"]["delete_when_deleted"] is True
+    assert any("applies only to POP3" in w for w in imap["warnings"])
+    pop3 = api.patch(
+        f"/api/v1/accounts/{imap['id']}",
+        json={"incoming": {"protocol": "pop3", "leave_on_server": False}},
+    ).json()
+    assert any(
+        "delete_when_deleted applies only with leave_on_server" in w for w in pop3["warnings"]
+    )
+    kept = api.patch(f"/api/v1/accounts/{imap['id']}", json={"incoming": {"leave_on_server": True}})
+    assert not [w for w in kept.json()["warnings"] if "delete_when_deleted" in w]
+
+
 def test_private_hosts_are_refused_in_production(api: Api, team: int) -> None:
     api.context.settings.allow_private_hosts = False
     doc = sketch()

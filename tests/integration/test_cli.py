@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from casemail.api.app import create_app
 from casemail.bootstrap import build_context
 from casemail.config import Settings
 from casemail.db import Database
 from casemail.db.migrate import MIGRATIONS, current_revision
-from casemail.db.models import ApiToken, Case, Channel
+from casemail.db.models import ApiToken, Case, Channel, Message
 from tests.clisupport import Cli
 from tests.conftest import free_port
 from tests.support import sample_message
@@ -340,6 +340,22 @@ def test_case_show_unknown_id_fails_cleanly(cli: Cli) -> None:
 
     stderr = cli.fails("case", "show", "abc", code=2)
     assert "Invalid value for 'case_id': Input should be a valid integer" in stderr
+
+
+def test_case_delete_hides_the_case_and_keeps_its_mail(cli: Cli, database: Database) -> None:
+    cli.ok("channel", "add", "--address", "support@example.com")
+    for subject in ("Kept", "Deleted"):
+        path = cli.eml(f"{subject}.eml", sample_message(subject=subject))
+        cli.ok("inject", "--channel", "support@example.com", str(path))
+
+    assert cli.ok("case", "delete", "2") == "case 2 deleted (its mail stays stored)\n"
+
+    assert [c["id"] for c in cli.json("case", "list")] == [1]
+    assert error_line(cli.fails("case", "show", "2")) == "error: case 2 not found"
+    assert error_line(cli.fails("case", "delete", "2")) == "error: case 2 not found"
+    assert error_line(cli.fails("case", "delete", "999")) == "error: case 999 not found"
+    with database.read() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 2
 
 
 def test_case_list_refuses_unknown_status(cli: Cli) -> None:

@@ -107,6 +107,30 @@ def test_edit_default_deactivate(cli: Cli, tmp_path: Path) -> None:
     assert "is deactivated" in cli.fails("account", "edit", "1", "--set", "name=Again")
 
 
+def test_initial_import_is_set_shown_and_checked(cli: Cli, tmp_path: Path) -> None:
+    path = account_file(tmp_path)
+    added = cli.ok(
+        "account",
+        "add",
+        "-f",
+        str(path),
+        "--set",
+        f"incoming.password={CANARY}",
+        "--set",
+        "incoming.initial_import=from-now",
+    )
+    assert "    initial import: from now" in added
+    assert cli.json("account", "show", "1")["incoming"]["initial_import"] == "from_now"
+    edited = json.loads(
+        cli.ok("account", "edit", "1", "--set", "incoming.initial_import=archive", "--print-json")
+    )
+    assert edited["incoming"]["initial_import"] == "archive"
+    stderr = cli.fails("account", "edit", "1", "--set", "incoming.initial_import=later")
+    assert "incoming.initial_import" in stderr
+    assert "must be one of all, archive, from_now (or from-now), not 'later'" in stderr
+    assert cli.json("account", "show", "1")["incoming"]["initial_import"] == "archive"
+
+
 def test_test_command_reports_the_field_and_exits_2(cli: Cli, tmp_path: Path) -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))

@@ -1,5 +1,6 @@
 """IMAP sync against a real Dovecot: by UID, several folders, never by \\Seen, the three
-post-processing choices, UIDVALIDITY changes. Every test runs on SQLite and PostgreSQL."""
+post-processing choices, UIDVALIDITY changes, the initial import modes. Every test runs on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from dataclasses import replace
 
 import pytest
 from imapclient import DELETED, SEEN
+from sqlalchemy import select
 
 from casemail.db import Database
+from casemail.db.models import Case, Message
 from casemail.mailboxes.errors import MailboxError
 from casemail.mailboxes.imap_sync import sync_imap
 from casemail.mailboxes.job import Progress
 from casemail.mailboxes.store import folder_state
 from tests.imapsupport import counts, flags, imap_job
-from tests.mailservers import Dovecot, MailUser, add_user_with_capabilities
+from tests.mailservers import Dovecot, DropProxy, MailUser, add_user_with_capabilities
 from tests.support import sample_message, wire_bytes
 
 
@@ -180,3 +183,134 @@ def test_uidvalidity_change_refetches_without_duplicates(
     after = counts(db)
     assert (after.history, after.distinct_message_ids) == (4, 4)
     assert sync_imap(job).uidvalidity_changed == []
+
+
+# --- initial import: "archive" and "from_now" ---------------------------------------------
+
+
+def case_of_each(db: Database) -> dict[str, tuple[str, list[str]]]:
+    """Subject of each inbound message -> (its case's status, the rules behind it)."""
+    with db.read() as session:
+        rows = session.execute(
+            select(Message.subject, Case.status, Message.rule_hits)
+            .join(Case, Case.id == Message.case_id)
+            .where(Message.direction == "inbound")
+        )
+        return {subject: (status, [h["rule"] for h in hits]) for subject, status, hits in rows}
+
+
+def assert_archived(found: tuple[str, list[str]]) -> None:
+    assert found[0] == "closed"
+    assert "import-archive" in found[1]
+
+
+def assert_normal(found: tuple[str, list[str]]) -> None:
+    assert found[0] == "new"
+    assert "import-archive" not in found[1]
+
+
+def test_initial_import_archive_closes_what_was_there_and_later_mail_is_normal(
+    db: Database, dovecot: Dovecot, mail_user: MailUser
+) -> None:
+    for n in range(3):
+        dovecot.deliver(mail_user, sample_message(subject=f"Old {n}"))
+    job = imap_job(db, dovecot, mail_user, initial_import="archive", batch_size=2)
+
+    report = sync_imap(job)
+    assert (report.stored, report.archived, report.skipped) == (3, 3, 0)
+    assert folder_state(db, job.account_id, "INBOX").import_until_uid == 3
+
+    dovecot.deliver(mail_user, sample_message(subject="New after the first sync"))
+    later = sync_imap(job)
+    assert (later.stored, later.archived) == (1, 0)
+    cases = case_of_each(db)
+    for n in range(3):
+        assert_archived(cases[f"Old {n}"])
+    assert_normal(cases["New after the first sync"])
+
+
+def test_initial_import_from_now_leaves_what_was_there_untouched(
+    db: Database, dovecot: Dovecot, mail_user: MailUser
+) -> None:
+    for n in range(3):
+        dovecot.deliver(mail_user, sample_message(subject=f"Old {n}"))
+    job = imap_job(db, dovecot, mail_user, initial_import="from_now", after_fetch="seen")
+
+    report = sync_imap(job)
+    assert (report.stored, report.skipped) == (0, 3)
+    assert counts(db).receipts == 0  # nothing fetched, nothing stored
+    assert folder_state(db, job.account_id, "INBOX").last_uid == 3
+    assert all(SEEN not in f for f in flags(dovecot, mail_user).values())
+
+    dovecot.deliver(mail_user, sample_message(subject="New after the first sync"))
+    later = sync_imap(job)
+    assert (later.stored, later.skipped) == (1, 0)
+    assert list(case_of_each(db)) == ["New after the first sync"]
+    assert_normal(case_of_each(db)["New after the first sync"])
+    seen = {uid for uid, f in flags(dovecot, mail_user).items() if SEEN in f}
+    assert seen == {4}  # only the one casemail stored
+    assert sync_imap(job).stored == 0
+
+
+def test_an_interrupted_archive_import_resumes_as_archive(
+    db: Database, dovecot: Dovecot, mail_user: MailUser
+) -> None:
+    for n in range(6):
+        dovecot.deliver(mail_user, sample_message(subject=f"Old {n}"))
+    with DropProxy(dovecot.ports.imaps) as proxy:
+
+        def link_dies_after_the_first_batch(progress: Progress) -> None:
+            if progress.done == 2:
+                proxy.freeze()
+
+        job = imap_job(
+            db,
+            dovecot,
+            mail_user,
+            port=proxy.port,
+            read_timeout=1,
+            batch_size=2,
+            initial_import="archive",
+            on_progress=link_dies_after_the_first_batch,
+        )
+        with pytest.raises(MailboxError):
+            sync_imap(job)
+    # The batch after the first may have been fetched ahead before the link froze.
+    first_run = counts(db).history
+    assert first_run in (2, 4)
+    dovecot.deliver(mail_user, sample_message(subject="Arrived before the resume"))
+
+    direct = replace(job.endpoint, port=dovecot.ports.imaps)
+    report = sync_imap(replace(job, endpoint=direct, on_progress=None))
+
+    assert (report.stored, report.archived) == (7 - first_run, 6 - first_run)
+    cases = case_of_each(db)
+    for n in range(6):
+        assert_archived(cases[f"Old {n}"])
+    assert_normal(cases["Arrived before the resume"])
+    assert counts(db).accounted == counts(db).distinct_message_ids == 7
+
+
+def test_after_a_uidvalidity_change_an_archived_folder_gets_normal_mail(
+    db: Database, dovecot: Dovecot, mail_user: MailUser
+) -> None:
+    """Not a new first sync: the folder was imported already; what was stored is recognised
+    by content, the rest is normal mail."""
+    dovecot.create_folder(mail_user, "Support")
+    raws = [wire_bytes(sample_message(subject=f"Old {n}")) for n in range(2)]
+    for raw in raws:
+        dovecot.append(mail_user, "Support", raw)
+    job = imap_job(db, dovecot, mail_user, folders=("Support",), initial_import="archive")
+    assert sync_imap(job).archived == 2
+
+    with dovecot.imap(mail_user) as admin:
+        admin.delete_folder("Support")
+        admin.create_folder("Support")
+    for raw in [*raws, wire_bytes(sample_message(subject="Really new"))]:
+        dovecot.append(mail_user, "Support", raw)
+
+    report = sync_imap(job)
+    assert report.uidvalidity_changed == ["Support"]
+    assert (report.stored, report.duplicates, report.archived) == (1, 2, 0)
+    assert folder_state(db, job.account_id, "Support").import_until_uid == 0
+    assert_normal(case_of_each(db)["Really new"])

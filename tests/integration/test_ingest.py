@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
 
 from casemail.channels.service import add_channel
 from casemail.db import Database
@@ -34,7 +31,7 @@ from casemail.ingest.files import is_mbox, read_messages
 from casemail.ingest.pipeline import process_receipt
 from casemail.ingest.receipt import record_receipt
 from casemail.workers.jobs import reprocess_pending
-from tests.support import sample_message, wire_bytes
+from tests.support import FailingMessageWrites, sample_message, wire_bytes
 
 SMTP = Source(
     "smtp",
@@ -639,26 +636,11 @@ def test_mail_for_an_inactive_channel_is_quarantined(db: Database, channel: int)
 # Processing failures and retries
 
 
-class FailingWrites(Database):
-    """Our ``Database``, on the same engine, whose write transactions fail the first
-    ``failures`` times they try to store a case message: as a full disk or a dropped
-    connection would, at the moment the decision is written."""
-
-    def __init__(self, db: Database, failures: int) -> None:
-        super().__init__(db.engine)
-        self.failures = failures
-        self.raised = 0
-
-    @contextmanager
-    def write(self) -> Iterator[Session]:
-        with super().write() as session:
-            event.listen(session, "before_flush", self._before_flush)
-            yield session
-
-    def _before_flush(self, session: Session, _context: Any, _instances: Any) -> None:
-        if self.raised < self.failures and any(isinstance(o, Message) for o in session.new):
-            self.raised += 1
-            raise RuntimeError(f"simulated storage failure {self.raised}")
+def FailingWrites(db: Database, failures: int) -> FailingMessageWrites:
+    """Writes that fail the first ``failures`` times they try to store a case message."""
+    return FailingMessageWrites(
+        db, lambda _row: True, error="simulated storage failure {n}", limit=failures
+    )
 
 
 def test_failure_is_retried_then_quarantined_as_processing_failed(

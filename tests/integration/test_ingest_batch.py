@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
 
 from casemail.channels.service import add_channel
 from casemail.db import Database
@@ -15,27 +12,14 @@ from casemail.db.models import Case, InboundReceipt, Message, QuarantineEntry
 from casemail.ingest import IngestOptions, Source, pending_receipts, process_receipt
 from casemail.ingest.batch import ingest_batch
 from casemail.ingest.receipt import Receipt
-from tests.support import sample_message, wire_bytes
+from tests.support import FailingMessageWrites, sample_message, wire_bytes
 
 
-class FailsOnSubject(Database):
-    """Our Database on the same engine; storing a message with this subject always fails,
-    as a row the database refuses would."""
-
-    def __init__(self, db: Database, subject: str) -> None:
-        super().__init__(db.engine)
-        self.subject = subject
-
-    @contextmanager
-    def write(self) -> Iterator[Session]:
-        with super().write() as session:
-            event.listen(session, "before_flush", self._check)
-            yield session
-
-    def _check(self, session: Session, _context: Any, _instances: Any) -> None:
-        for obj in session.new:
-            if isinstance(obj, Message) and obj.subject == self.subject:
-                raise RuntimeError("simulated refusal of one message")
+def FailsOnSubject(db: Database, subject: str) -> FailingMessageWrites:
+    """Storing a message with this subject always fails, as a row the database refuses would."""
+    return FailingMessageWrites(
+        db, lambda row: row.get("subject") == subject, error="simulated refusal of one message"
+    )
 
 
 def count(db: Database, model: type[Any]) -> int:
@@ -88,3 +72,25 @@ def test_batch_threads_dedupes_and_isolates_a_failing_message(db: Database) -> N
     assert final.outcome == "quarantined"
     assert count(db, QuarantineEntry) == 1
     assert count(db, InboundReceipt) == count(db, Message) + count(db, QuarantineEntry)
+
+
+def test_batched_receipts_are_those_of_one_by_one(db: Database) -> None:
+    """A copy inside the batch and a copy stored earlier are both duplicates of the first
+    receipt; everything else gets its own, in the order given."""
+    from casemail.ingest.receipt import add_receipts, record_receipt
+
+    with db.write() as session:
+        channel = add_channel(session, address="support@example.com").id
+    earlier, new, other = (wire_bytes(sample_message(subject=s)) for s in ("a", "b", "c"))
+    stored = record_receipt(db, channel_id=channel, raw=earlier, source=Source("smtp"))
+    with db.write() as session:
+        receipts = add_receipts(
+            session,
+            channel_id=channel,
+            items=[(raw, Source("imap")) for raw in (new, earlier, new, other)],
+        )
+    assert [r.duplicate for r in receipts] == [False, True, True, False]
+    assert receipts[1].inbound_id == stored.inbound_id
+    assert receipts[2].inbound_id == receipts[0].inbound_id
+    assert len({receipts[0].inbound_id, receipts[3].inbound_id, stored.inbound_id}) == 3
+    assert count(db, InboundReceipt) == 3

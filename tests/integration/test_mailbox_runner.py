@@ -143,6 +143,46 @@ def test_reset_counter_reads_everything_again_without_duplicates(
         assert session.scalar(select(func.count()).select_from(Case)) == 4
 
 
+def test_reset_counter_after_an_import_from_now_downloads_everything(
+    ctx: AppContext, dovecot: Dovecot, mail_user: MailUser
+) -> None:
+    """The reset asks for everything: what "from now" left alone comes in as normal mail,
+    and neither this reset nor a later one starts skipping again."""
+    for n in range(3):
+        dovecot.deliver(mail_user, sample_message(subject=f"Old {n}"))
+    account_id = add_account(ctx, mail_user, port=dovecot.ports.imaps, initial_import="from-now")
+    first = sync_account(ctx, account_id)
+    assert (first.stored, first.skipped) == (0, 3)
+    dovecot.deliver(mail_user, sample_message(subject="New"))
+    assert sync_account(ctx, account_id).stored == 1
+
+    assert reset_counter(ctx.db, account_id) == 1
+    again = sync_account(ctx, account_id)
+
+    assert (again.stored, again.duplicates, again.skipped, again.archived) == (3, 1, 0, 0)
+    with ctx.db.read() as session:
+        statuses = session.execute(select(Case.subject, Case.status)).all()
+    assert sorted(statuses) == [
+        ("New", "new"),
+        ("Old 0", "new"),
+        ("Old 1", "new"),
+        ("Old 2", "new"),
+    ]
+    assert reset_counter(ctx.db, account_id) == 4
+    assert (sync_account(ctx, account_id).stored, history(ctx)) == (0, 4)
+
+
+def test_the_runner_takes_the_initial_import_from_the_account(
+    ctx: AppContext, dovecot: Dovecot, mail_user: MailUser
+) -> None:
+    dovecot.deliver(mail_user, sample_message(subject="Old"))
+    account_id = add_account(ctx, mail_user, port=dovecot.ports.imaps, initial_import="archive")
+    report = sync_account(ctx, account_id)
+    assert (report.stored, report.archived) == (1, 1)
+    with ctx.db.read() as session:
+        assert session.scalar(select(Case.status)) == "closed"
+
+
 def test_accounts_without_channel_or_incoming_say_why(ctx: AppContext, mail_user: MailUser) -> None:
     with pytest.raises(NotSyncable, match="no account 999"):
         sync_account(ctx, 999)

@@ -1,19 +1,18 @@
 """POP3 sync against a real Dovecot, on SQLite and PostgreSQL: every retention setting,
 connections cut before QUIT and in the middle of a message, a server without UIDL, a poison
-message. Counted exactly: messages delivered = history entries + quarantined, none twice."""
+message, the initial import modes, removing the mail of deleted cases. Counted exactly:
+messages delivered = history entries + quarantined, none twice."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
 
 from casemail.accounts import service
 from casemail.accounts.endpoint import Endpoint, Security
@@ -23,16 +22,24 @@ from casemail.channels.service import add_channel
 from casemail.config import Settings
 from casemail.db import Database
 from casemail.db.blobs import get_blob
-from casemail.db.models import Account, InboundReceipt, MailboxItem, Message, QuarantineEntry
+from casemail.db.models import (
+    Account,
+    Case,
+    InboundReceipt,
+    MailboxItem,
+    Message,
+    QuarantineEntry,
+)
 from casemail.db.types import utcnow
 from casemail.ingest import IngestOptions
 from casemail.mailboxes.errors import MailboxError
 from casemail.mailboxes.job import MailboxJob, Progress
 from casemail.mailboxes.pop3_sync import sync_pop3
-from casemail.mailboxes.runner import sync_account
+from casemail.mailboxes.runner import reset_counter, sync_account
 from casemail.workers.jobs import reprocess_pending
+from tests.apisupport import Api
 from tests.mailservers import CutProxy, Dovecot, MailUser, TokenIssuer
-from tests.support import sample_message
+from tests.support import FailingMessageWrites, sample_message, subject_says
 
 
 @pytest.fixture
@@ -261,23 +268,11 @@ def test_a_server_without_uidl_is_followed_by_content_hash(
     assert (history(db), dovecot.count(mail_user), len(removed(db))) == (2, 0, 2)
 
 
-class PoisonWrites(Database):
-    """Our ``Database`` on the same engine, failing every write that would put a message
-    whose subject says "poison" on a case: processing that always crashes."""
-
-    def __init__(self, db: Database) -> None:
-        super().__init__(db.engine)
-
-    @contextmanager
-    def write(self) -> Iterator[Session]:
-        with super().write() as session:
-            event.listen(session, "before_flush", self._before_flush)
-            yield session
-
-    def _before_flush(self, session: Session, _context: Any, _instances: Any) -> None:
-        for new in session.new:
-            if isinstance(new, Message) and "poison" in new.subject:
-                raise RuntimeError("simulated crash while storing the case message")
+def PoisonWrites(db: Database) -> FailingMessageWrites:
+    """Putting a message whose subject says "poison" on a case always crashes."""
+    return FailingMessageWrites(
+        db, subject_says("poison"), error="simulated crash while storing the case message"
+    )
 
 
 def test_a_poison_message_ends_in_quarantine_and_the_rest_flow(
@@ -385,3 +380,178 @@ def test_the_runner_applies_the_account_retention(
 
     assert (report.stored, report.removed_from_server) == (2, 2)
     assert dovecot.count(mail_user) == 0
+
+
+# --- initial import: "archive" and "from_now" ---------------------------------------------
+
+
+def case_of_each(db: Database) -> dict[str, tuple[str, list[str]]]:
+    """Subject of each inbound message -> (its case's status, the rules behind it)."""
+    with db.read() as session:
+        rows = session.execute(
+            select(Message.subject, Case.status, Message.rule_hits)
+            .join(Case, Case.id == Message.case_id)
+            .where(Message.direction == "inbound")
+        )
+        return {subject: (status, [h["rule"] for h in hits]) for subject, status, hits in rows}
+
+
+def archived(db: Database) -> list[str]:
+    """Subjects on closed cases opened by the archive import."""
+    found = case_of_each(db).items()
+    return sorted(
+        s for s, (status, rules) in found if "import-archive" in rules and status == "closed"
+    )
+
+
+def normal(db: Database) -> list[str]:
+    found = case_of_each(db).items()
+    return sorted(
+        s for s, (status, rules) in found if "import-archive" not in rules and status == "new"
+    )
+
+
+def test_initial_import_archive(db: Database, dovecot: Dovecot, mail_user: MailUser) -> None:
+    deliver(dovecot, mail_user, 3, subject="Old")
+    job = pop3_job(db, dovecot, mail_user, initial_import="archive")
+
+    report = sync_pop3(job)
+    assert (report.stored, report.archived, report.skipped) == (3, 3, 0)
+
+    deliver(dovecot, mail_user, 1, subject="New")
+    later = sync_pop3(job)
+    assert (later.stored, later.archived) == (1, 0)
+    assert archived(db) == ["Old 0", "Old 1", "Old 2"]
+    assert normal(db) == ["New 0"]
+    assert dovecot.count(mail_user) == 4
+
+
+def test_initial_import_from_now_never_fetches_or_removes_what_was_there(
+    db: Database, dovecot: Dovecot, mail_user: MailUser
+) -> None:
+    """Even without a copy on the server: only what casemail stored is ever removed."""
+    deliver(dovecot, mail_user, 3, subject="Old")
+    job = pop3_job(db, dovecot, mail_user, initial_import="from_now", leave_on_server=False)
+
+    report = sync_pop3(job)
+    assert (report.stored, report.skipped, report.removed_from_server) == (0, 3, 0)
+    assert (counted(db, InboundReceipt), dovecot.count(mail_user)) == (0, 3)
+
+    deliver(dovecot, mail_user, 1, subject="New")
+    later = sync_pop3(job)
+    assert (later.stored, later.skipped, later.removed_from_server) == (1, 0, 1)
+    assert normal(db) == ["New 0"]
+    assert dovecot.count(mail_user) == 3  # the three old ones, untouched
+    again = sync_pop3(job)
+    assert (again.stored, again.removed_from_server, dovecot.count(mail_user)) == (0, 0, 3)
+
+
+@pytest.mark.parametrize("mode", ["archive", "from_now"])
+def test_initial_import_on_a_server_without_uidl(
+    db: Database, dovecot: Dovecot, mail_user: MailUser, proxies: list[CutProxy], mode: str
+) -> None:
+    deliver(dovecot, mail_user, 2, subject="Old")
+    proxy = cut_proxy(proxies, dovecot, refuse=(b"UIDL",))
+    job = pop3_job(db, dovecot, mail_user, port=proxy.port, security="none", initial_import=mode)
+
+    first = sync_pop3(job)
+    deliver(dovecot, mail_user, 1, subject="New")
+    later = sync_pop3(job)
+
+    if mode == "archive":
+        assert (first.stored, first.archived, later.stored, later.archived) == (2, 2, 1, 0)
+        assert archived(db) == ["Old 0", "Old 1"]
+    else:
+        assert (first.stored, first.skipped, later.stored, later.skipped) == (0, 2, 1, 0)
+    assert normal(db) == ["New 0"]
+    assert sync_pop3(job).stored == 0
+
+
+def test_an_interrupted_archive_import_resumes_as_archive(
+    db: Database, dovecot: Dovecot, mail_user: MailUser, proxies: list[CutProxy]
+) -> None:
+    deliver(dovecot, mail_user, 3, subject="Old")
+    proxy = cut_proxy(proxies, dovecot, cut_on=b"RETR 2")
+    job = pop3_job(
+        db, dovecot, mail_user, port=proxy.port, security="none", initial_import="archive"
+    )
+    with pytest.raises(MailboxError, match="while fetching message 2"):
+        sync_pop3(job)
+    assert history(db) == 1
+    deliver(dovecot, mail_user, 1, subject="Arrived before the resume")
+
+    proxy.cut_on = None
+    report = sync_pop3(job)
+
+    assert (report.stored, report.archived) == (3, 2)
+    assert archived(db) == ["Old 0", "Old 1", "Old 2"]
+    assert normal(db) == ["Arrived before the resume 0"]
+
+
+def test_reset_counter_after_from_now_downloads_everything_as_normal_mail(
+    db: Database, dovecot: Dovecot, mail_user: MailUser
+) -> None:
+    deliver(dovecot, mail_user, 2, subject="Old")
+    job = pop3_job(db, dovecot, mail_user, initial_import="from_now")
+    assert sync_pop3(job).skipped == 2
+    deliver(dovecot, mail_user, 1, subject="New")
+    assert sync_pop3(job).stored == 1
+
+    assert reset_counter(db, job.account_id) == 1  # the one stored; marks are not counted
+    report = sync_pop3(job)
+
+    assert (report.stored, report.duplicates, report.skipped) == (2, 1, 0)
+    assert normal(db) == ["New 0", "Old 0", "Old 1"]
+    assert sync_pop3(job).stored == 0
+
+
+# --- delete_when_deleted: a case deleted in casemail takes its mail off the server ------
+
+
+def server_subjects(dovecot: Dovecot, user: MailUser) -> list[str]:
+    with dovecot.imap(user) as client:
+        client.select_folder("INBOX", readonly=True)
+        found = client.fetch(client.search("ALL"), ["ENVELOPE"])
+        return sorted(data[b"ENVELOPE"].subject.decode() for data in found.values())
+
+
+@pytest.mark.parametrize("delete_when_deleted", [True, False])
+def test_deleting_a_case_removes_exactly_its_mail_from_the_server(
+    api: Api, dovecot: Dovecot, mail_user: MailUser, delete_when_deleted: bool
+) -> None:
+    api.context.settings.tls_ca_file = dovecot.ca_file
+    doc = {
+        "role": "global",
+        "name": "POP3 inbox",
+        "email": mail_user.address,
+        "incoming": {
+            "protocol": "pop3",
+            "host": "127.0.0.1",
+            "port": dovecot.ports.pop3s,
+            "security": "tls",
+            "password": mail_user.password,
+            "delete_when_deleted": delete_when_deleted,
+        },
+    }
+    created = api.post("/api/v1/accounts", json=doc)
+    assert created.status_code == 201, created.text
+    account_id = created.json()["id"]
+    assert created.json()["incoming"]["delete_when_deleted"] is delete_when_deleted
+    channel = {"address": "pop@example.com", "account_id": account_id}
+    assert api.post("/api/v1/channels", json=channel).status_code == 201
+    deliver(dovecot, mail_user, 3)
+    assert sync_account(api.context, account_id).stored == 3
+    [case] = [c for c in api.get("/api/v1/cases").json() if c["subject"] == "Question 1"]
+
+    assert api.delete(f"/api/v1/cases/{case['id']}").status_code == 204
+    report = sync_account(api.context, account_id)
+
+    if delete_when_deleted:
+        assert report.removed_from_server == 1
+        assert server_subjects(dovecot, mail_user) == ["Question 0", "Question 2"]
+    else:
+        assert report.removed_from_server == 0
+        assert server_subjects(dovecot, mail_user) == ["Question 0", "Question 1", "Question 2"]
+    assert sync_account(api.context, account_id).removed_from_server == 0
+    assert len(removed(api.db)) == int(delete_when_deleted)
+    assert history(api.db) == 3  # the deleted case's mail stays stored

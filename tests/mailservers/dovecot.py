@@ -18,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -146,6 +146,24 @@ class Dovecot:
         raw = message if isinstance(message, bytes) else message.as_bytes()
         with self.imap(user) as client:
             client.append(folder, raw)
+
+    def append_many(
+        self,
+        user: MailUser,
+        folder: str,
+        messages: Iterable[EmailMessage | bytes],
+        *,
+        chunk: int = 500,
+    ) -> int:
+        """Many messages at once, in the order given (their UIDs follow it): MULTIAPPEND
+        (RFC 3502) over one IMAP connection, ``chunk`` messages per command. Dovecot writes
+        and indexes them itself, as for ``append``; thousands take about a second, where
+        ``deliver`` (one LMTP session each) manages about a hundred. Returns the count."""
+        raws = [m if isinstance(m, bytes) else m.as_bytes() for m in messages]
+        with self.imap(user) as client:
+            for start in range(0, len(raws), chunk):
+                client.multiappend(folder, raws[start : start + chunk])
+        return len(raws)
 
     def create_folder(self, user: MailUser, *names: str) -> None:
         with self.imap(user) as client:

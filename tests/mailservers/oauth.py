@@ -33,9 +33,12 @@ class TokenIssuer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        # shutdown() waits for serve_forever to acknowledge; never started, it would wait
+        # forever (this hung the sync benchmark at exit).
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=10)
         self._server.server_close()
-        self._thread.join(timeout=10)
 
     def issue(self, username: str) -> str:
         token = "tok-" + secrets.token_urlsafe(24)

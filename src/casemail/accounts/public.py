@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from casemail.accounts.schemas import AccountPublic, IncomingPublic, OutgoingPublic, TestRecord
 from casemail.db.models import Account
 from casemail.mailboxes.retention import removal_warning
@@ -13,10 +15,7 @@ def warnings_for(account: Account) -> list[str]:
     found: list[str] = []
     incoming = account.settings.get("incoming")
     if incoming:
-        keep = incoming.get("leave_on_server", True)
-        warning = removal_warning(keep, incoming.get("delete_after_days"))
-        if warning:
-            found.append(warning)
+        found.extend(_retention_warnings(incoming))
     for direction in ("incoming", "outgoing"):
         config = account.settings.get(direction)
         if config and config.get("security") == "none":
@@ -26,6 +25,24 @@ def warnings_for(account: Account) -> list[str]:
     if account.auth_type == "password" and account.oauth_provider == "microsoft":
         found.append(
             "Microsoft 365 no longer accepts passwords for IMAP, POP3 and SMTP: use OAuth2"
+        )
+    return found
+
+
+def _retention_warnings(incoming: dict[str, Any]) -> list[str]:
+    """Retention settings that remove mail at once, or that cannot do what they say."""
+    found: list[str] = []
+    keep = incoming.get("leave_on_server", True)
+    when_deleted = bool(incoming.get("delete_when_deleted"))
+    warning = removal_warning(
+        keep, incoming.get("delete_after_days"), delete_when_deleted=when_deleted
+    )
+    if warning:
+        found.append(warning)
+    if when_deleted and incoming.get("protocol") != "pop3":
+        found.append(
+            "delete_when_deleted applies only to POP3: IMAP mail is left on the server "
+            "(or moved, with after_fetch) whatever becomes of its case"
         )
     return found
 

@@ -19,6 +19,8 @@ Role = Literal["global", "system", "personal", "team"]
 OAuthProvider = Literal["microsoft", "google"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Timeout = Annotated[float, Field(gt=0, le=600)]
+InitialImport = Literal["all", "archive", "from_now"]
+INITIAL_IMPORTS: tuple[str, ...] = ("all", "archive", "from_now")
 
 
 class _Strict(BaseModel):
@@ -35,7 +37,17 @@ class IncomingSettings(_Strict):
     sent_folder: str | None = "Sent"
     leave_on_server: bool = True
     delete_after_days: int | None = Field(None, ge=1, le=3650)
-    delete_when_deleted: bool = False
+    delete_when_deleted: bool = Field(
+        False,
+        description="POP3 with leave_on_server: remove a message from the server at the next "
+        "sync once its case is deleted in casemail.",
+    )
+    initial_import: InitialImport = Field(
+        "all",
+        description="What a folder's first sync does with the mail already there: 'all' makes "
+        "cases of it, 'archive' imports it as closed cases (nothing sent), 'from_now' leaves "
+        "it alone and fetches only mail that arrives later.",
+    )
     verify_tls: bool = True
     connect_timeout: Timeout = 20.0
     read_timeout: Timeout = 60.0
@@ -46,6 +58,20 @@ class IncomingSettings(_Strict):
     move_to: str | None = Field(None, description="Folder for after_fetch = move.")
 
     _host = field_validator("host")(check_hostname)
+
+    @field_validator("initial_import", mode="before")
+    @classmethod
+    def _initial_import(cls, value: object) -> object:
+        """The words people type ("from-now", "Archive") name the same choices; anything
+        else is refused with the list of choices."""
+        if not isinstance(value, str):
+            return value
+        word = value.strip().lower().replace("-", "_")
+        if word not in INITIAL_IMPORTS:
+            raise ValueError(
+                f"initial_import must be one of all, archive, from_now (or from-now), not {value!r}"
+            )
+        return word
 
     @field_validator("folders")
     @classmethod

@@ -161,7 +161,8 @@ def sync(account_id: int, ctx: Context) -> AccountHealth:
 
 @router.post("/{account_id}/reset-counter", response_model=AccountHealth)
 def reset(account_id: int, ctx: Context, session: ReadSession) -> AccountHealth:
-    """Download everything again; what is already stored is recognised and not duplicated."""
+    """Download everything again; what is already stored is recognised and not duplicated.
+    Mail an initial import "from_now" left alone is fetched too, as normal mail."""
     _get(session, account_id)
     reset_counter(ctx.db, account_id)
     return health(account_id, ctx)

@@ -54,6 +54,20 @@ def get_case(case_id: int, session: ReadSession) -> CaseDetail:
     return CaseDetail(**public.model_dump(), message_count=cases.message_count(session, case_id))
 
 
+@router.delete(
+    "/cases/{case_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["cases"],
+    responses=NOT_FOUND,
+)
+def delete_case(case_id: int, session: WriteSession) -> None:
+    """Delete a case: it leaves every list, and its mail stays stored (a soft delete). A
+    POP3 account with ``delete_when_deleted`` removes the case's mail from its server at
+    the next sync."""
+    if cases.delete_case(session, case_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Case {case_id} not found")
+
+
 @router.get(
     "/cases/{case_id}/messages",
     response_model=list[MessagePublic],

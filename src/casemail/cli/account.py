@@ -87,6 +87,8 @@ def _print(account: AccountPublic) -> None:
         kind = getattr(config, "protocol", "smtp")
         result = "not tested" if test.ok is None else ("OK" if test.ok else "FAILED")
         typer.echo(f"  {direction}: {kind} {config.host}:{config.port} {config.security}, {result}")
+        if getattr(config, "initial_import", "all") != "all":
+            typer.echo(f"    initial import: {config.initial_import.replace('_', ' ')}")
         if test.message:
             typer.echo(f"    last test: {test.message}")
     for warning in account.warnings:
@@ -105,7 +107,9 @@ def add(
     json_file: JsonDoc = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, dotted.")] = None,
 ) -> None:
-    """Add an account from a JSON document (as the API takes) and/or --set values."""
+    """Add an account from a JSON document (as the API takes) and/or --set values, e.g.
+    --set incoming.initial_import=archive (or from-now) to import the mail already in the
+    mailbox as closed cases, or to start from now."""
     as_json = json_file is not None
     document = _read_document(json_file or file, set_ or [])
     _ask_passwords(document, creating=True)
@@ -330,6 +334,12 @@ def sync(
         f"account {account_id}: {report.stored} new, {report.duplicates} already stored, "
         f"{report.quarantined} quarantined, {report.removed_from_server} removed from the server"
     )
+    if report.archived:
+        typer.echo(f"  {report.archived} imported as archive (closed cases, nothing sent)")
+    if report.skipped:
+        typer.echo(
+            f"  {report.skipped} already in the mailbox left alone (initial import from now)"
+        )
     for folder in report.uidvalidity_changed:
         typer.secho(f"  {folder}: UIDVALIDITY changed; the folder was read again", fg="yellow")
 
@@ -337,7 +347,8 @@ def sync(
 @app.command("reset-counter")
 def reset_counter_command(account_id: int) -> None:
     """Forget what was fetched, so the next sync downloads everything again (nothing that is
-    already stored is stored twice)."""
+    already stored is stored twice), including mail an initial import "from now" left
+    alone: it becomes normal cases."""
     ctx = context()
     with ctx.db.read() as session:
         _get(session, account_id)

@@ -1,4 +1,4 @@
-"""casemail case list|show"""
+"""casemail case list|show|delete"""
 
 from __future__ import annotations
 
@@ -71,3 +71,16 @@ def show(
         for a in m.attachments:
             typer.echo(f"    [attachment] {a.filename or '(unnamed)'} {a.content_type} {a.size} B")
         typer.echo("")
+
+
+@app.command("delete")
+def delete(
+    case_id: Annotated[int, typer.Argument(help="Case number.")],
+) -> None:
+    """Delete a case: it leaves every list; its mail stays stored. A POP3 account with
+    delete_when_deleted removes the case's mail from its server at the next sync."""
+    ctx = context()
+    with ctx.db.write() as session:
+        if cases.delete_case(session, case_id) is None:
+            fail(f"case {case_id} not found")
+    typer.echo(f"case {case_id} deleted (its mail stays stored)")

@@ -100,6 +100,9 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Soft delete: the case disappears from lists and lookups, but its raw mail and email
+    # history stay (store first, never destroy what was received).
+    deleted_at: Mapped[datetime | None] = mapped_column()
 
     contact: Mapped[Contact | None] = relationship(lazy="joined")
 
@@ -338,6 +341,12 @@ class MailboxFolder(Base):
 
     ``last_uid`` is the highest UID committed under ``uidvalidity`` (RFC 3501 section
     2.3.1.1): everything at or below it is stored. A new UIDVALIDITY starts it at 0 again.
+
+    ``import_until_uid`` is NULL until the folder's first sync has decided its initial
+    import (the account's ``initial_import``); then the highest UID that was already in the
+    folder at that sync and is imported "as archive" (0: none). It is kept so an archive
+    import that breaks off resumes as archive. POP3 sets it to 0 once decided; its existing
+    messages are marked one by one on ``mailbox_items.import_as``.
     """
 
     __tablename__ = "mailbox_folders"
@@ -352,6 +361,7 @@ class MailboxFolder(Base):
     messages_done: Mapped[int] = mapped_column(Integer, default=0)
     last_sync_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    import_until_uid: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class MailboxItem(Base):
@@ -359,6 +369,11 @@ class MailboxItem(Base):
 
     IMAP rows carry (folder, uidvalidity, uid), POP3 rows the UIDL (or a content hash where
     the server has no UIDL); NULLs never collide in a unique constraint on either database.
+
+    ``inbound_id`` is NULL only for POP3 messages the initial import did not store (yet):
+    ``import_as`` is ``skip`` for those left alone by ``from_now`` (never fetched, never
+    removed from the server) and ``archive`` for those that were on the server at the first
+    sync and are stored as archive (it stays ``archive`` once stored).
     """
 
     __tablename__ = "mailbox_items"
@@ -373,9 +388,10 @@ class MailboxItem(Base):
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     uid: Mapped[int | None] = mapped_column(BigInteger)
     uidl: Mapped[str | None] = mapped_column(String(100))
-    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id"), index=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"), index=True)
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
     removed_from_server_at: Mapped[datetime | None] = mapped_column()
+    import_as: Mapped[str | None] = mapped_column(String(10))
 
 
 class ApiToken(Base):

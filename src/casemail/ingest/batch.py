@@ -1,17 +1,17 @@
-"""``ingest_batch``: many messages from one source with a few commits instead of many.
+"""``ingest_batch``: many messages from one source with two commits instead of many.
 
 A mailbox sync fetches messages in batches; storing each one alone costs three or four
-commits (each an fsync with SQLite's synchronous=FULL). Here a whole batch takes three:
+commits (each an fsync with SQLite's synchronous=FULL). Here a whole batch takes two:
 
-1. every raw message and its receipt, plus the caller's bookkeeping (``on_stored``: the
-   mailbox items and the folder's high-water mark), in one transaction — store first;
-2. one claim of all new receipts;
-3. the decisions and cases of all of them in one transaction, each message inside its own
-   SAVEPOINT, so a message that fails rolls back alone and is retried or quarantined by the
-   same rules as ``process_receipt``.
+1. every raw message and its receipt, stored already claimed by this call, plus the
+   caller's bookkeeping (``on_stored``: the mailbox items and the folder's high-water
+   mark), in one transaction — store first;
+2. the decisions and cases of all of them, written together (``decide.decide_batch``); if
+   that fails, each message again alone inside its own SAVEPOINT, so the one that fails
+   rolls back alone and is retried or quarantined by the same rules as ``process_receipt``.
 
-A crash after step 1 leaves receipts in ``received``; after step 2, claims that expire.
-Either way the workers process them later: nothing is lost or done twice.
+A crash after step 1 leaves claims that expire; the workers then process those receipts
+as they would any other: nothing is lost or done twice.
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from casemail.db.engine import Database
-from casemail.db.models import InboundReceipt
-from casemail.db.types import utcnow
+from casemail.ingest.decide import decide_batch
 from casemail.ingest.pipeline import (
     IngestOptions,
     decide_and_store,
@@ -33,7 +31,7 @@ from casemail.ingest.pipeline import (
     give_up,
     record_failure,
 )
-from casemail.ingest.receipt import Receipt, add_receipt
+from casemail.ingest.receipt import Receipt, add_receipts
 from casemail.ingest.types import IngestResult, Source
 
 log = logging.getLogger("casemail.ingest")
@@ -51,41 +49,16 @@ def ingest_batch(
 ) -> list[IngestResult]:
     """Results in the order of ``items``."""
     options = options or IngestOptions()
+    claim = timedelta(seconds=options.claim_seconds)
     with db.write() as session:
-        receipts = [
-            add_receipt(session, channel_id=channel_id, raw=raw, source=source)
-            for raw, source in items
-        ]
+        # Stored already claimed by this call (attempt 1): one commit fewer per batch. If
+        # the process dies now, the claims expire and a worker takes the receipts then.
+        receipts = add_receipts(session, channel_id=channel_id, items=items, claim_for=claim)
         if on_stored is not None:
             on_stored(session, receipts)
-    fresh = list(dict.fromkeys(r.inbound_id for r in receipts if not r.duplicate))
-    attempts = _claim_all(db, fresh, options)
-    decided = _decide_all(db, attempts, options)
+    fresh = dict.fromkeys(r.inbound_id for r in receipts if not r.duplicate)
+    decided = _decide_all(db, dict.fromkeys(fresh, 1), options)
     return [_result_for(db, r, decided) for r in receipts]
-
-
-def _claim_all(db: Database, inbound_ids: list[int], options: IngestOptions) -> dict[int, int]:
-    if not inbound_ids:
-        return {}
-    now = utcnow()
-    with db.write() as session:
-        rows = session.execute(
-            update(InboundReceipt)
-            .where(
-                InboundReceipt.id.in_(inbound_ids),
-                or_(
-                    InboundReceipt.state == "received",
-                    (InboundReceipt.state == "processing") & (InboundReceipt.claimed_until < now),
-                ),
-            )
-            .values(
-                state="processing",
-                attempts=InboundReceipt.attempts + 1,
-                claimed_until=now + timedelta(seconds=options.claim_seconds),
-            )
-            .returning(InboundReceipt.id, InboundReceipt.attempts)
-        ).all()
-    return {int(row[0]): int(row[1]) for row in rows}
 
 
 def _decide_all(
@@ -93,15 +66,24 @@ def _decide_all(
 ) -> dict[int, IngestResult]:
     # A receipt claimed more often than allowed is one that crashed its workers: give up.
     decided = {i: give_up(db, i) for i, n in attempts.items() if n > options.max_attempts}
+    todo = sorted(i for i in attempts if i not in decided)
     failed: dict[int, Exception] = {}
     with db.write() as session:
-        for inbound_id in sorted(i for i in attempts if i not in decided):
-            try:
-                with session.begin_nested():
-                    decided[inbound_id] = decide_and_store(session, inbound_id)
-            except Exception as exc:
-                log.exception("inbound %s: processing failed in a batch", inbound_id)
-                failed[inbound_id] = exc
+        try:
+            with session.begin_nested():
+                decided.update(decide_batch(session, todo))
+        except Exception:  # noqa: BLE001 - any failure: isolate it below
+            # Some message of the batch fails: find it by deciding them one by one, each
+            # in its own SAVEPOINT, so it rolls back alone and the rest are stored.
+            log.warning("a batch of %s failed; deciding its messages one by one", len(todo))
+            session.expunge_all()
+            for inbound_id in todo:
+                try:
+                    with session.begin_nested():
+                        decided[inbound_id] = decide_and_store(session, inbound_id)
+                except Exception as exc:
+                    log.exception("inbound %s: processing failed in a batch", inbound_id)
+                    failed[inbound_id] = exc
     for inbound_id, error in failed.items():
         attempt = attempts[inbound_id]
         decided[inbound_id] = record_failure(db, inbound_id, error, attempt, options)

@@ -16,16 +16,13 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from casemail.db.blobs import get_blob
 from casemail.db.engine import Database
 from casemail.db.models import Channel, InboundReceipt, Message, QuarantineEntry
 from casemail.db.types import utcnow
-from casemail.ingest.parse import parse_message
+from casemail.ingest.decide import decide_batch
 from casemail.ingest.quarantine import quarantine
 from casemail.ingest.receipt import record_receipt
-from casemail.ingest.store import append_message, open_case
-from casemail.ingest.thread import find_case
-from casemail.ingest.types import IngestResult, RuleHit, Source
+from casemail.ingest.types import IngestResult, Source
 
 log = logging.getLogger("casemail.ingest")
 
@@ -88,57 +85,8 @@ def process_receipt(db: Database, inbound_id: int, options: IngestOptions) -> In
 
 
 def decide_and_store(session: Session, inbound_id: int) -> IngestResult:
-    receipt = session.get_one(InboundReceipt, inbound_id)
-    channel = session.get_one(Channel, receipt.channel_id)
-    raw = get_blob(session, receipt.raw_sha256)
-    refusal = _refusal(channel, raw)
-    if refusal is not None:
-        entry = quarantine(
-            session, receipt=receipt, channel=channel, code=refusal[0], reason=refusal[1]
-        )
-        return IngestResult("quarantined", inbound_id, quarantine_id=entry.id, reason=refusal[1])
-    parsed = parse_message(raw)
-    if parsed.sender is None:
-        reason = "The message has no usable From address, so no contact can own a case."
-        entry = quarantine(
-            session, receipt=receipt, channel=channel, code="no-sender", reason=reason
-        )
-        return IngestResult("quarantined", inbound_id, quarantine_id=entry.id, reason=reason)
-    match = find_case(session, channel, parsed)
-    case = match.case
-    hits = match.hits
-    if case is None:
-        case = open_case(session, channel, parsed, status="closed" if receipt.archive else "new")
-        hits = (*hits, RuleHit("create-case", f"new case #{case.id}"))
-        if receipt.archive:
-            hits = (*hits, RuleHit("import-archive", "imported as archive: closed, nothing sent"))
-        outcome = "created"
-    else:
-        if case.status == "closed" and not receipt.archive:
-            case.status = "open"
-            hits = (*hits, RuleHit("reopened", "a reply reopened the closed case"))
-        outcome = "appended"
-    message = append_message(session, case=case, receipt=receipt, parsed=parsed, hits=hits)
-    receipt.state = "done"
-    receipt.processed_at = utcnow()
-    receipt.claimed_until = None
-    receipt.last_error = None
-    log.info("inbound %s: %s case #%s", inbound_id, outcome, case.id)
-    return IngestResult(
-        "created" if outcome == "created" else "appended",
-        inbound_id,
-        case_id=case.id,
-        message_pk=message.id,
-        rule_hits=hits,
-    )
-
-
-def _refusal(channel: Channel, raw: bytes) -> tuple[str, str] | None:
-    if not raw.strip():
-        return "empty-message", "The message is empty (0 bytes of content)."
-    if not channel.active:
-        return "channel-inactive", f"Channel {channel.address} is inactive."
-    return None
+    """Decide one claimed receipt inside the caller's transaction: a batch of one."""
+    return decide_batch(session, [inbound_id])[inbound_id]
 
 
 def record_failure(

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casemail.db.blobs import put_blob
+from casemail.db.blobs import put_blob, put_blobs
 from casemail.db.engine import Database
 from casemail.db.models import InboundReceipt
 from casemail.db.types import utcnow
-from casemail.db.upsert import insert_ignore
+from casemail.db.upsert import insert_ignore, insert_ignore_returning
 from casemail.ingest.hashing import content_hash, dedupe_key
 from casemail.ingest.headers import message_ids
 from casemail.ingest.types import Source
 
 _MESSAGE_ID_SCAN = 64 * 1024
+KEYS_PER_QUERY = 500  # values per IN (...) list
 
 
 @dataclass(frozen=True)
@@ -94,3 +98,96 @@ def _existing(session: Session, channel_id: int, key: str) -> int | None:
             InboundReceipt.channel_id == channel_id, InboundReceipt.dedupe_key == key
         )
     )
+
+
+def add_receipts(
+    session: Session,
+    *,
+    channel_id: int,
+    items: Sequence[tuple[bytes, Source]],
+    claim_for: timedelta | None = None,
+) -> list[Receipt]:
+    """``add_receipt`` for many messages with a few statements; results in order.
+
+    A message already stored, or a second copy within ``items``, is a duplicate of the
+    first receipt, exactly as if they had been added one by one. With ``claim_for``, the
+    new receipts are stored claimed for that long (state ``processing``, attempt 1) by a
+    caller that processes them right after the commit.
+    """
+    ids = [sniff_message_id(raw) for raw, _ in items]
+    digests = [content_hash(raw) for raw, _ in items]
+    keys = [dedupe_key(mid, digest) for mid, digest in zip(ids, digests, strict=True)]
+    known = _existing_many(session, channel_id, keys)
+    fresh: dict[str, int] = {}  # key -> index of its first copy among items
+    for index, key in enumerate(keys):
+        if key not in known:
+            fresh.setdefault(key, index)
+    order = list(fresh.values())
+    shas = put_blobs(session, [items[i][0] for i in order]) if order else []
+    now = utcnow()
+    rows = [
+        _row(channel_id, items[i][0], items[i][1], ids[i], digests[i], keys[i], sha, now)
+        for i, sha in zip(order, shas, strict=True)
+    ]
+    if claim_for is not None:
+        for row in rows:
+            row.update(state="processing", attempts=1, claimed_until=now + claim_for)
+    returned = insert_ignore_returning(
+        session,
+        InboundReceipt.__table__,  # type: ignore[arg-type]
+        conflict=["channel_id", "dedupe_key"],
+        rows=rows,
+        returning=(InboundReceipt.dedupe_key, InboundReceipt.id),
+    )
+    inserted = {key: int(inbound_id) for key, inbound_id in returned}
+    # Keys neither known nor inserted lost a race with a concurrent delivery (PostgreSQL).
+    lost = [key for key in fresh if key not in inserted]
+    known.update(_existing_many(session, channel_id, lost))
+    id_of = {**known, **inserted}
+    return [
+        Receipt(id_of[key], duplicate=not (fresh.get(key) == index and key in inserted))
+        for index, key in enumerate(keys)
+    ]
+
+
+def _row(
+    channel_id: int,
+    raw: bytes,
+    source: Source,
+    message_id: str | None,
+    digest: str,
+    key: str,
+    raw_sha: str,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "channel_id": channel_id,
+        "source": source.kind,
+        "envelope_from": source.envelope_from,
+        "envelope_to": list(source.envelope_to),
+        "peer": source.peer,
+        "raw_sha256": raw_sha,
+        "size": len(raw),
+        "message_id": message_id,
+        "content_hash": digest,
+        "dedupe_key": key,
+        "state": "received",
+        "attempts": 0,
+        "received_at": now,
+        "archive": source.archive,
+        "claimed_until": None,
+        "last_error": None,
+        "processed_at": None,
+    }
+
+
+def _existing_many(session: Session, channel_id: int, keys: list[str]) -> dict[str, int]:
+    wanted = list(dict.fromkeys(keys))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), KEYS_PER_QUERY):
+        query = select(InboundReceipt.dedupe_key, InboundReceipt.id).where(
+            InboundReceipt.channel_id == channel_id,
+            InboundReceipt.dedupe_key.in_(wanted[start : start + KEYS_PER_QUERY]),
+        )
+        found.update((key, int(inbound_id)) for key, inbound_id in session.execute(query))
+    return found

@@ -1,108 +1,140 @@
-"""Stage: write the decision — a new case, or a message appended to one — and its parts."""
+"""Stage: write the decision — a new case, or a message appended to one — and its parts.
+
+Nothing here writes row by row: the batch driver (``decide.py``) writes the cases of a
+whole batch in one flush and its messages and attachments with one executemany each.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
-from casemail.db.blobs import put_blob
-from casemail.db.models import Attachment, Case, Channel, Contact, InboundReceipt, Message
+from casemail.db.models import Case, Channel, Contact, Message
 from casemail.db.types import utcnow
-from casemail.db.upsert import insert_ignore
-from casemail.ingest.types import Address, ParsedMessage, RuleHit
+from casemail.db.upsert import insert_ignore_returning
+from casemail.ingest.types import Address, ClaimedReceipt, ParsedMessage, RuleHit
 
 NO_SUBJECT = "(no subject)"
+KEYS_PER_QUERY = 250  # (company, email) pairs per IN (...) list
 
 
-def contact_for(session: Session, company_id: int, sender: Address) -> Contact:
-    email = sender.email.strip().lower()
-    insert_ignore(
-        session,
-        Contact.__table__,  # type: ignore[arg-type]
-        conflict=["company_id", "email"],
-        returning=Contact.id,
-        values={
-            "company_id": company_id,
-            "email": email,
-            "name": sender.name,
-            "created_at": utcnow(),
-        },
-    )
-    contact = session.scalar(
-        select(Contact).where(Contact.company_id == company_id, Contact.email == email)
-    )
-    assert contact is not None
-    if sender.name and not contact.name:
-        contact.name = sender.name
-    return contact
+def contact_key(company_id: int, sender: Address) -> tuple[int, str]:
+    return company_id, sender.email.strip().lower()
 
 
-def open_case(
-    session: Session, channel: Channel, parsed: ParsedMessage, *, status: str = "new"
-) -> Case:
-    assert parsed.sender is not None
-    contact = contact_for(session, channel.company_id, parsed.sender)
-    case = Case(
+class ContactBook:
+    """The contacts of a batch's senders: created where missing, read with one query.
+
+    Created with ``INSERT … ON CONFLICT DO NOTHING``, so two workers meeting the same new
+    sender never fail on the unique (company, email) constraint.
+    """
+
+    def __init__(self, contacts: dict[tuple[int, str], Contact]) -> None:
+        self._contacts = contacts
+
+    @classmethod
+    def load(cls, session: Session, senders: list[tuple[int, Address]]) -> ContactBook:
+        rows = {
+            contact_key(company_id, sender): {
+                "company_id": company_id,
+                "email": contact_key(company_id, sender)[1],
+                "name": sender.name,
+                "created_at": utcnow(),
+            }
+            for company_id, sender in senders
+        }
+        insert_ignore_returning(
+            session,
+            Contact.__table__,  # type: ignore[arg-type]
+            conflict=["company_id", "email"],
+            rows=list(rows.values()),
+            returning=(Contact.id,),
+        )
+        keys = list(rows)
+        contacts: dict[tuple[int, str], Contact] = {}
+        for start in range(0, len(keys), KEYS_PER_QUERY):
+            chunk = keys[start : start + KEYS_PER_QUERY]
+            query = select(Contact).where(tuple_(Contact.company_id, Contact.email).in_(chunk))
+            contacts.update(((c.company_id, c.email), c) for c in session.scalars(query))
+        return cls(contacts)
+
+    def contact_for(self, company_id: int, sender: Address) -> Contact:
+        contact = self._contacts[contact_key(company_id, sender)]
+        if sender.name and not contact.name:
+            contact.name = sender.name
+        return contact
+
+
+def new_case(channel: Channel, parsed: ParsedMessage, contact: Contact, *, status: str) -> Case:
+    now = utcnow()
+    return Case(
         company_id=channel.company_id,
         channel_id=channel.id,
-        contact_id=contact.id,
+        contact=contact,
         subject=parsed.subject or NO_SUBJECT,
         status=status,
+        created_at=now,
+        updated_at=now,
+        last_message_at=now,
     )
-    session.add(case)
-    session.flush()
-    return case
 
 
 def _addresses(addresses: tuple[Address, ...]) -> list[dict[str, str | None]]:
     return [{"email": a.email, "name": a.name} for a in addresses]
 
 
-def append_message(
-    session: Session,
-    *,
-    case: Case,
-    receipt: InboundReceipt,
-    parsed: ParsedMessage,
-    hits: tuple[RuleHit, ...],
-) -> Message:
-    if parsed.sender is not None:
-        contact_for(session, case.company_id, parsed.sender)
-    message = Message(
-        case_id=case.id,
-        channel_id=receipt.channel_id,
-        inbound_id=receipt.id,
-        direction="inbound",
-        message_id=parsed.message_id,
-        in_reply_to=parsed.in_reply_to,
-        references=list(parsed.references),
-        subject=parsed.subject,
-        from_address=parsed.sender.email if parsed.sender else None,
-        from_name=parsed.sender.name if parsed.sender else None,
-        to_addresses=_addresses(parsed.to),
-        cc_addresses=_addresses(parsed.cc),
-        sent_at=parsed.date,
-        text_body=parsed.text_body,
-        html_body=parsed.html_body,
-        raw_sha256=receipt.raw_sha256,
-        rule_hits=[h.as_dict() for h in hits],
-        parse_defects=list(parsed.defects),
-    )
-    session.add(message)
-    session.flush()
-    for part in parsed.attachments:
-        session.add(
-            Attachment(
-                message_pk=message.id,
-                filename=part.filename,
-                content_type=part.content_type,
-                size=len(part.data),
-                sha256=put_blob(session, part.data),
-                content_id=part.content_id,
-                inline=part.inline,
-            )
-        )
+def message_row(
+    *, case: Case, receipt: ClaimedReceipt, parsed: ParsedMessage, hits: tuple[RuleHit, ...]
+) -> dict[str, Any]:
+    """The ``messages`` row of an inbound message; the case is marked as just written to."""
     now = utcnow()
     case.last_message_at = now
     case.updated_at = now
-    return message
+    return {
+        "case_id": case.id,
+        "channel_id": receipt.channel_id,
+        "inbound_id": receipt.id,
+        "direction": "inbound",
+        "message_id": parsed.message_id,
+        "in_reply_to": parsed.in_reply_to,
+        "references": list(parsed.references),
+        "subject": parsed.subject,
+        "from_address": parsed.sender.email if parsed.sender else None,
+        "from_name": parsed.sender.name if parsed.sender else None,
+        "to_addresses": _addresses(parsed.to),
+        "cc_addresses": _addresses(parsed.cc),
+        "sent_at": parsed.date,
+        "text_body": parsed.text_body,
+        "html_body": parsed.html_body,
+        "raw_sha256": receipt.raw_sha256,
+        "rule_hits": [h.as_dict() for h in hits],
+        "parse_defects": list(parsed.defects),
+        "created_at": now,
+    }
+
+
+def insert_messages(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
+    """Insert the rows in one executemany; returns message id by inbound id."""
+    stmt = insert(Message.__table__).returning(  # type: ignore[arg-type]
+        Message.__table__.c.inbound_id, Message.__table__.c.id
+    )
+    return {int(inbound): int(pk) for inbound, pk in session.execute(stmt, rows)}
+
+
+def attachment_rows(
+    message_pk: int, parsed: ParsedMessage, digests: list[str]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "message_pk": message_pk,
+            "filename": part.filename,
+            "content_type": part.content_type,
+            "size": len(part.data),
+            "sha256": digest,
+            "content_id": part.content_id,
+            "inline": part.inline,
+        }
+        for part, digest in zip(parsed.attachments, digests, strict=True)
+    ]

@@ -72,3 +72,13 @@ class IngestResult:
     quarantine_id: int | None = None
     reason: str | None = None
     rule_hits: tuple[RuleHit, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ClaimedReceipt:
+    """The columns of a claimed receipt that deciding it needs."""
+
+    id: int
+    channel_id: int
+    raw_sha256: str
+    archive: bool

@@ -3,11 +3,17 @@
 One connection stays in IDLE on the first folder (INBOX); each announced message (EXISTS or
 RECENT) starts a sync of all the account's folders on a second connection, so the waiting
 session never leaves the folder and cannot miss what arrives during the sync: the server
-reports it as soon as IDLE starts again. IDLE is ended and restarted every
-``max_idle_seconds`` (RFC 2177 section 3: at most 29 minutes), which also proves the link
-alive, since DONE must be answered within the read timeout; TCP keepalive notices a peer
-that vanished without a word sooner. Any failure ends the wait with ``MailboxError``: the
-caller reconnects (with its back-off) and falls back to polling where IDLE is not offered.
+reports it as soon as IDLE starts again. IDLE watches that one folder only: with more
+folders, all are also synced every ``poll_seconds`` (the account's poll interval), so mail
+sorted into another folder by a server rule waits no longer than on a polled account.
+
+IDLE is ended and restarted every ``max_idle_seconds`` (default ``IDLE_RESTART_SECONDS``, 25
+minutes; never more than the 29 of RFC 2177 section 3, since servers may log off a client
+idle for 30), which also proves the link alive, since DONE must be answered within the read
+timeout; TCP keepalive notices a peer that vanished without a word sooner. Any failure ends
+the wait with ``MailboxError``: the caller reconnects (with its back-off) and falls back to
+polling where IDLE is not offered. A stop ends IDLE and logs out, but waits no longer than
+``STOP_GRACE_SECONDS`` for a server that does not answer.
 """
 
 from __future__ import annotations
@@ -26,14 +32,16 @@ from typing import Any
 
 from casemail.accounts.endpoint import Endpoint
 from casemail.mailboxes.errors import MailboxError
-from casemail.mailboxes.imap_session import capabilities, imap_session, talking
+from casemail.mailboxes.imap_session import IMAP_FAILURES, capabilities, imap_session, talking
 from casemail.mailboxes.imap_sync import sync_imap
 from casemail.mailboxes.job import MailboxJob
 
 log = logging.getLogger("casemail.mailboxes")
 
-RFC2177_LIMIT = 29 * 60.0
+RFC2177_LIMIT = 29 * 60.0  # the most a single IDLE may last
+IDLE_RESTART_SECONDS = 25 * 60.0  # the default: well before the limit, whatever the latency
 STOP_CHECK_SECONDS = 0.25  # how soon a stop request is noticed
+STOP_GRACE_SECONDS = 2.0  # at a stop, how long DONE and LOGOUT may take before hanging up
 _NEW_MAIL = re.compile(rb"^\* (\d+) (EXISTS|RECENT)\b", re.IGNORECASE)
 _BYE = re.compile(rb"^\* BYE\b", re.IGNORECASE)
 
@@ -52,12 +60,14 @@ async def idle_imap(
     job: MailboxJob,
     stop: asyncio.Event,
     *,
-    max_idle_seconds: float = RFC2177_LIMIT,
+    max_idle_seconds: float = IDLE_RESTART_SECONDS,
+    poll_seconds: float | None = None,
     on_wake: Callable[[], None] | None = None,
 ) -> None:
     """Wait for new mail and sync it until ``stop`` is set; returns then. Raises
     ``IdleUnsupported`` or ``MailboxError`` (the caller reconnects). ``on_wake`` is called
-    after every sync this runs: once at the start, then after each wake-up."""
+    after every sync this runs: once at the start, then after each wake-up. ``poll_seconds``:
+    with several folders, how often all are synced without news in the first (None: never)."""
     halt = threading.Event()
 
     async def relay() -> None:
@@ -67,7 +77,12 @@ async def idle_imap(
     relay_task = asyncio.create_task(relay())
     try:
         await asyncio.to_thread(
-            idle_loop, job, halt, max_idle_seconds=max_idle_seconds, on_wake=on_wake
+            idle_loop,
+            job,
+            halt,
+            max_idle_seconds=max_idle_seconds,
+            poll_seconds=poll_seconds,
+            on_wake=on_wake,
         )
     finally:
         halt.set()  # also when this coroutine is cancelled: the thread ends soon after
@@ -78,12 +93,15 @@ def idle_loop(
     job: MailboxJob,
     stop: threading.Event,
     *,
-    max_idle_seconds: float = RFC2177_LIMIT,
+    max_idle_seconds: float = IDLE_RESTART_SECONDS,
+    poll_seconds: float | None = None,
     on_wake: Callable[[], None] | None = None,
 ) -> None:
     """The blocking form of ``idle_imap``, for a thread of its own."""
     endpoint, folder = job.endpoint, job.endpoint.folders[0]
     seconds = min(max_idle_seconds, RFC2177_LIMIT)
+    if len(endpoint.folders) == 1:
+        poll_seconds = None  # IDLE sees everything there is
     with imap_session(endpoint) as client:
         if "IDLE" not in capabilities(client, endpoint):
             raise IdleUnsupported(
@@ -94,9 +112,20 @@ def idle_loop(
         with talking(endpoint, f"opening the folder {folder!r} to wait for new mail"):
             client.select_folder(folder, readonly=True)
         _sync(job, on_wake)  # what came before the session started watching
+        synced = time.monotonic()
         while not stop.is_set():
-            if _idle_once(client, endpoint, stop, seconds):
+            wait = seconds
+            if poll_seconds is not None:  # the other folders: until their next sync
+                wait = min(seconds, synced + poll_seconds - time.monotonic())
+            news = wait > 0 and _idle_once(client, endpoint, stop, wait)
+            polled = poll_seconds is not None and time.monotonic() >= synced + poll_seconds
+            if news or (polled and not stop.is_set()):
                 _sync(job, on_wake)
+                synced = time.monotonic()
+        # Stopping: LOGOUT (by imap_session) must not hold up the shutdown of the service
+        # for a whole read timeout when the link has just died.
+        with suppress(OSError):  # already closed by _hang_up
+            client.socket().settimeout(min(endpoint.read_timeout, STOP_GRACE_SECONDS))
 
 
 def _sync(job: MailboxJob, on_wake: Callable[[], None] | None) -> None:
@@ -110,8 +139,24 @@ def _idle_once(client: Any, endpoint: Endpoint, stop: threading.Event, seconds: 
     with talking(endpoint, "waiting for new mail (IDLE)"):
         client.idle()
         news = _wait_for_mail(client, stop, time.monotonic() + seconds)
+        if stop.is_set() and not news:
+            _hang_up(client, endpoint)
+            return False
         _text, responses = client.idle_done()
     return news or any(_announces_mail(r) for r in responses)
+
+
+def _hang_up(client: Any, endpoint: Endpoint) -> None:
+    """A stop during IDLE: DONE, then LOGOUT on leaving the session, each answered within
+    ``STOP_GRACE_SECONDS``. A server that does not answer in time (a link gone silent) is
+    not waited for, nor is that an error of the account: the connection is just closed."""
+    client.socket().settimeout(min(endpoint.read_timeout, STOP_GRACE_SECONDS))
+    try:
+        client.idle_done()
+    except IMAP_FAILURES:
+        log.debug("IMAP %s: no answer to DONE while stopping; connection closed", endpoint.host)
+        with suppress(*IMAP_FAILURES):
+            client.shutdown()
 
 
 def _wait_for_mail(client: Any, stop: threading.Event, deadline: float) -> bool:

@@ -5,6 +5,8 @@ One run, per folder of the account:
 1. SELECT the folder (EXAMINE, read-only, when nothing is to be changed on the server) and
    read its UIDVALIDITY (RFC 3501 section 2.3.1.1). A new one restarts the folder at UID 0:
    everything is fetched again and what is stored already is recognised by its content.
+   At the folder's first sync, UIDNEXT decides the initial import (``initial_import``):
+   what is there already is stored as archive, or skipped by starting after it.
 2. UID SEARCH for the UIDs above the highest one committed. Never by \\Seen: a message read
    by another client is still new to casemail.
 3. UID FETCH ``BODY.PEEK[]`` in batches (PEEK: fetching never sets \\Seen, RFC 3501 section
@@ -19,7 +21,8 @@ the caller runs it in a thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +44,7 @@ log = logging.getLogger("casemail.mailboxes")
 
 BODY = b"BODY[]"  # the answer to BODY.PEEK[] (RFC 3501 section 7.4.2)
 LOOKUP_CHUNK = 500  # UIDs per "already stored?" query (SQLite allows 32,766 parameters)
+SIZE_CHUNK = 5000  # UIDs per RFC822.SIZE fetch: keeps the command line short
 
 
 def sync_imap(job: MailboxJob) -> SyncReport:
@@ -70,6 +74,27 @@ def sync_imap(job: MailboxJob) -> SyncReport:
     return report
 
 
+def size_batches(
+    uids: list[int], sizes: dict[int, int], max_count: int, max_bytes: int
+) -> list[list[int]]:
+    """``uids`` in order, in batches of at most ``max_count`` messages and ``max_bytes``
+    bytes; a message larger than ``max_bytes`` travels alone. Bounds the memory a batch
+    takes (two batches are held at once while the next one is fetched ahead)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if current and (len(current) >= max_count or used + size > max_bytes):
+            batches.append(current)
+            current, used = [], 0
+        current.append(uid)
+        used += size
+    if current:
+        batches.append(current)
+    return batches
+
+
 def chunks(items: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(items), max(size, 1)):
         yield items[start : start + max(size, 1)]
@@ -86,18 +111,23 @@ class _FolderRun:
     done: int = 0
     total: int = 0
     stalled_at: int | None = None
+    archive_until: int = 0  # UIDs up to this one are stored as archive (initial import)
 
     def sync(self) -> None:
         self._open()
         state = folder_state(self.job.db, self.job.account_id, self.name)
+        self.archive_until = state.import_until_uid or 0
         todo = self._new_uids(state.last_uid)
         self.done, self.total = state.messages_done, state.messages_done + len(todo)
         planned = self.total
         set_progress(self.job.db, self.job.account_id, self.name, total=planned)
         self._progress()
-        for batch in chunks(todo, self.job.batch_size):
-            if not self._batch(batch):
-                break
+        batches = size_batches(todo, self._sizes(todo), self.job.batch_size, self.job.batch_bytes)
+        with _Prefetcher(self._fetch, enabled=not self.after.writes) as fetcher:
+            for index, batch in enumerate(batches):
+                following = batches[index + 1] if index + 1 < len(batches) else None
+                if not self._batch(batch, fetcher.get(batch, following), fetcher):
+                    break
         if self.total != planned:  # some were removed from the server meanwhile
             set_progress(self.job.db, self.job.account_id, self.name, total=self.total)
         if self.after.action == "move" and self.stalled_at is None:
@@ -110,9 +140,19 @@ class _FolderRun:
         if not isinstance(uidvalidity, int):
             raise MailboxError(f"the server sent no UIDVALIDITY for the folder {self.name!r}")
         self.uidvalidity = uidvalidity
-        self.report.folders[self.name] = int(info.get(b"EXISTS", 0))
+        exists = self.report.folders[self.name] = int(info.get(b"EXISTS", 0))
         job = self.job
-        if start_uidvalidity(job.db, job.account_id, self.name, uidvalidity):
+        started = start_uidvalidity(
+            job.db,
+            job.account_id,
+            self.name,
+            uidvalidity,
+            initial=job.initial_import,
+            existing_until=self._existing_until(info),
+        )
+        if started.decided == "from_now":
+            self.report.skipped += exists  # all of them are below UIDNEXT
+        if started.changed:
             log.warning(
                 "account %s: UIDVALIDITY of %s changed to %s: fetching it again; messages "
                 "stored already are recognised by their content",
@@ -122,6 +162,18 @@ class _FolderRun:
             )
             self.report.uidvalidity_changed.append(self.name)
 
+    def _existing_until(self, info: dict[bytes, Any]) -> int:
+        """The highest UID in the folder as it is now: UIDNEXT - 1 (every later message gets
+        a higher UID). RFC 3501 section 6.3.1 requires UIDNEXT in the SELECT answer; for a
+        server that leaves it out, the highest UID a search finds."""
+        uidnext = info.get(b"UIDNEXT")
+        if isinstance(uidnext, int):
+            return uidnext - 1
+        if self.job.initial_import == "all":
+            return 0  # nothing depends on it
+        with talking(self.job.endpoint, f"searching {self.name} for its highest UID"):
+            return max(self.client.search(["ALL"]), default=0)
+
     def _new_uids(self, last_uid: int) -> list[int]:
         with talking(self.job.endpoint, f"searching {self.name} for new messages"):
             found = self.client.search(["UID", f"{last_uid + 1}:*"])
@@ -130,19 +182,32 @@ class _FolderRun:
         known = self._known(new)
         return [uid for uid in new if uid not in known]
 
+    def _sizes(self, uids: list[int]) -> dict[int, int]:
+        """RFC822.SIZE of each message (RFC 3501 section 6.4.5), to bound a batch in bytes."""
+        sizes: dict[int, int] = {}
+        for part in chunks(uids, SIZE_CHUNK):
+            with talking(self.job.endpoint, f"reading message sizes in {self.name}"):
+                answer = self.client.fetch(part, [b"RFC822.SIZE"])
+            for uid, data in answer.items():
+                size = data.get(b"RFC822.SIZE")
+                sizes[int(uid)] = size if isinstance(size, int) else 0
+        return sizes
+
     def _known(self, uids: list[int]) -> set[int]:
         job, known = self.job, set[int]()
         for part in chunks(uids, LOOKUP_CHUNK):
             known |= known_uids(job.db, job.account_id, self.name, self.uidvalidity, part)
         return known
 
-    def _batch(self, uids: list[int]) -> bool:
-        """Fetch and store one batch in UID order; False when a message must be waited for."""
-        bodies = self._fetch(uids)
+    def _batch(
+        self, uids: list[int], bodies: dict[int, bytes | None], fetcher: _Prefetcher
+    ) -> bool:
+        """Store one fetched batch in UID order; False when a message must be waited for."""
         ready: list[tuple[int, bytes]] = []
         for uid in uids:
             raw = bodies.get(uid)
             if raw is None:
+                fetcher.settle()  # _gone talks to the server: no fetch may be under way
                 if not self._gone(uid):
                     self.stalled_at = uid
                     break
@@ -178,12 +243,18 @@ class _FolderRun:
     def _store(self, ready: list[tuple[int, bytes]]) -> None:
         """Commit the batch (raw bytes, receipts, UIDs) before the server hears anything."""
         job = self.job
-        batch = [
-            (Fetched(job.account_id, self.name, self.uidvalidity, uid), raw) for uid, raw in ready
-        ]
-        for result in store_fetched_batch(job.db, job.channel_id, batch, job.options):
+        batch = [(self._fetched(uid), raw) for uid, raw in ready]
+        results = store_fetched_batch(job.db, job.channel_id, batch, job.options)
+        for (fetched, _raw), result in zip(batch, results, strict=True):
             self.done += 1
             _count(self.report, result)
+            if fetched.archive and result.outcome != "duplicate":
+                self.report.archived += 1
+
+    def _fetched(self, uid: int) -> Fetched:
+        """Where the message came from; up to the initial import's mark it is archive."""
+        job, archive = self.job, uid <= self.archive_until
+        return Fetched(job.account_id, self.name, self.uidvalidity, uid, archive=archive)
 
     def _progress(self) -> None:
         if self.job.on_progress is not None:
@@ -199,6 +270,49 @@ class _FolderRun:
         leftovers = sorted(self._known([uid for uid in found if uid <= last]))
         for part in chunks(leftovers, self.job.batch_size):
             self.after.apply(self.client, self.name, part)
+
+
+Fetch = Callable[[list[int]], dict[int, bytes | None]]
+
+
+class _Prefetcher:
+    """Fetches the next batch while the current one is being stored.
+
+    Only when nothing else talks to the server between fetches (``after_fetch`` is
+    ``none``): the connection is used by one thread at a time, the fetching thread while a
+    fetch is under way, the caller only after ``settle``. A prefetched batch that is never
+    used (the run stops early) was only read, never acknowledged, so nothing is lost.
+    """
+
+    def __init__(self, fetch: Fetch, *, enabled: bool) -> None:
+        self._fetch = fetch
+        self._pool = ThreadPoolExecutor(1, "imap-prefetch") if enabled else None
+        self._ahead: tuple[list[int], Future[dict[int, bytes | None]]] | None = None
+
+    def __enter__(self) -> _Prefetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.settle()
+        except Exception:  # the run is over; its own outcome stands
+            log.debug("an unused prefetch failed", exc_info=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def get(self, uids: list[int], following: list[int] | None) -> dict[int, bytes | None]:
+        """The bodies of ``uids``; starts fetching ``following`` in the background."""
+        ahead, self._ahead = self._ahead, None
+        bodies = ahead[1].result() if ahead and ahead[0] == uids else self._fetch(uids)
+        if self._pool is not None and following:
+            self._ahead = (following, self._pool.submit(self._fetch, following))
+        return bodies
+
+    def settle(self) -> None:
+        """Wait until no fetch is under way (its result is kept for ``get``)."""
+        if self._ahead is not None:
+            wait([self._ahead[1]])
+            self._ahead[1].result()
 
 
 def _count(report: SyncReport, result: IngestResult) -> None:

@@ -12,6 +12,8 @@ from casemail.db.engine import Database
 from casemail.ingest import IngestOptions
 
 AfterFetch = Literal["none", "seen", "move"]
+# What a folder's first sync does with the mail already there (IncomingSettings).
+InitialImport = Literal["all", "archive", "from_now"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,12 @@ class MailboxJob:
     move_to: str | None = None  # IMAP, after_fetch == "move"
     leave_on_server: bool = True  # POP3
     delete_after_days: int | None = None  # POP3, with leave_on_server
-    batch_size: int = 100
+    delete_when_deleted: bool = False  # POP3, with leave_on_server: DELE deleted cases' mail
+    initial_import: InitialImport = "all"  # at the first sync of each folder
+    # Messages fetched and stored together: bigger batches mean fewer commits (measured in
+    # bench/imap_sync.py), bounded in bytes so a mailbox of large messages stays in memory.
+    batch_size: int = 500
+    batch_bytes: int = 32 * 1024 * 1024
     on_progress: Callable[[Progress], None] | None = None
 
 
@@ -44,5 +51,7 @@ class SyncReport:
     duplicates: int = 0
     quarantined: int = 0
     removed_from_server: int = 0
+    archived: int = 0  # of ``stored``: imported as archive (closed cases, nothing sent)
+    skipped: int = 0  # left on the server unfetched: there before a "from_now" first sync
     folders: dict[str, int] = field(default_factory=dict)  # folder -> messages on server
     uidvalidity_changed: list[str] = field(default_factory=list)

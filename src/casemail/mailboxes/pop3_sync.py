@@ -6,7 +6,9 @@ store it through ``store_fetched`` (which commits it), and DELE what retention a
 only marks a message: the server removes it in the UPDATE state that QUIT starts (RFC 1939
 section 6). So a message counts as removed only once QUIT has answered +OK; a session that
 dies before QUIT removed nothing, and the next run skips by UIDL what it stored already and
-sends the DELEs again. Synchronous: the caller runs it in a thread.
+sends the DELEs again. The first run also decides the initial import (``initial_import``):
+what was on the server then is stored as archive, or left alone for good. Synchronous: the
+caller runs it in a thread.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from casemail.accounts.conntest_pop3 import _capabilities, _login, _open, _stls
 from casemail.accounts.endpoint import Endpoint
 from casemail.mailboxes.errors import MailboxError
 from casemail.mailboxes.job import MailboxJob, Progress, SyncReport
+from casemail.mailboxes.pop3_items import mark_removed
+from casemail.mailboxes.pop3_plan import FOLDER, Plan
 from casemail.mailboxes.pop3_wire import Refused, abandon, command, multiline
-from casemail.mailboxes.retention import chunks, expired_uidls
-from casemail.mailboxes.store import Fetched, known_uidls, mark_removed, set_progress, store_fetched
+from casemail.mailboxes.retention import chunks
+from casemail.mailboxes.store import Fetched, set_progress, store_fetched
 
 log = logging.getLogger("casemail.mailboxes")
 
-FOLDER = "INBOX"  # POP3 knows one mailbox (RFC 1939 section 1)
 MAX_UIDL = 70  # RFC 1939 section 7: 1 to 70 characters, so "sha256:<64 hex>" never clashes
 
 
@@ -42,12 +45,14 @@ MAX_UIDL = 70  # RFC 1939 section 7: 1 to 70 characters, so "sha256:<64 hex>" ne
 class _Run:
     job: MailboxJob
     report: SyncReport = field(default_factory=SyncReport)
-    known: set[str] = field(default_factory=set)  # stored already (MailboxItem rows)
-    expired: set[str] = field(default_factory=set)  # stored more than N days ago
+    plan: Plan = field(init=False)  # what to fetch, as what, and what to remove
     marked: list[str] = field(default_factory=list)  # DELE'd: removed only by QUIT
     step: str = "listing the messages"
     done: int = 0
     total: int = 0
+
+    def __post_init__(self) -> None:
+        self.plan = Plan(self.job, self.report)
 
 
 _NETWORK = (CheckFailed, Refused, poplib.error_proto, EOFError, OSError)
@@ -104,12 +109,14 @@ def _fetch_all(pop: poplib.POP3, run: _Run) -> None:
     run.total = run.report.folders[FOLDER] = len(listing)
     set_progress(job.db, job.account_id, FOLDER, total=run.total)
     named = [uidl for _number, uidl in listing if uidl is not None]
-    _learn(run, named)
+    run.plan.first_sync(named, every_one_named=len(named) == len(listing))
+    run.plan.learn(named)
     _progress(run)
     for number, uidl in listing:
         _one(pop, run, number, uidl)
         run.done += 1
         _progress(run)
+    run.plan.finish()
 
 
 def _listing(pop: poplib.POP3) -> list[tuple[int, str | None]]:
@@ -133,16 +140,6 @@ def _listing(pop: poplib.POP3) -> list[tuple[int, str | None]]:
     return listing
 
 
-def _learn(run: _Run, uidls: list[str]) -> None:
-    """Which of ``uidls`` are stored already, and which of those retention lets go."""
-    job = run.job
-    known = [u for chunk in chunks(uidls) for u in known_uidls(job.db, job.account_id, chunk)]
-    run.known.update(known)
-    if job.leave_on_server:
-        days = job.delete_after_days
-        run.expired.update(expired_uidls(job.db, job.account_id, known, days=days))
-
-
 def _one(pop: poplib.POP3, run: _Run, number: int, uidl: str | None) -> None:
     run.step = f"fetching message {number}"
     raw = None
@@ -153,13 +150,14 @@ def _one(pop: poplib.POP3, run: _Run, number: int, uidl: str | None) -> None:
         if raw is None:
             return
         uidl = "sha256:" + hashlib.sha256(raw).hexdigest()
-        _learn(run, [uidl])
-    if uidl not in run.known:
+        run.plan.learn([uidl])
+        run.plan.decide_one(uidl)
+    if uidl not in run.plan.known:
         raw = raw if raw is not None else _retr(pop, run, number)
         if raw is None:
             return
         _store(run, uidl, raw)  # committed: from here on the server may be told
-    if not run.job.leave_on_server or uidl in run.expired:
+    if run.plan.removable(uidl):
         _dele(pop, run, number, uidl)
 
 
@@ -176,13 +174,15 @@ def _retr(pop: poplib.POP3, run: _Run, number: int) -> bytes | None:
 
 def _store(run: _Run, uidl: str, raw: bytes) -> None:
     job, report = run.job, run.report
-    fetched = Fetched(account_id=job.account_id, folder=FOLDER, uidl=uidl)
+    archive = uidl in run.plan.archive
+    fetched = Fetched(account_id=job.account_id, folder=FOLDER, uidl=uidl, archive=archive)
     outcome = store_fetched(job.db, job.channel_id, fetched, raw, job.options).outcome
-    run.known.add(uidl)
+    run.plan.stored(uidl)
     if outcome == "duplicate":
         report.duplicates += 1
         return
     report.stored += 1  # on a case, in quarantine, or committed and waiting for a retry
+    report.archived += int(archive)
     if outcome == "quarantined":
         report.quarantined += 1
 

@@ -30,7 +30,7 @@ class NotSyncable(ValueError):
 
 
 def build_job(
-    ctx: AppContext, account_id: int, *, on_progress: Any = None, batch_size: int = 100
+    ctx: AppContext, account_id: int, *, on_progress: Any = None, batch_size: int = 500
 ) -> MailboxJob:
     with ctx.db.read() as session:
         account = session.get(Account, account_id)
@@ -59,6 +59,8 @@ def build_job(
         move_to=incoming.get("move_to"),
         leave_on_server=incoming.get("leave_on_server", True),
         delete_after_days=incoming.get("delete_after_days"),
+        delete_when_deleted=incoming.get("delete_when_deleted", False),
+        initial_import=incoming.get("initial_import", "all"),
         batch_size=batch_size,
         on_progress=on_progress,
     )
@@ -155,15 +157,27 @@ def sync_now(db: Database, account_id: int) -> None:
 def reset_counter(db: Database, account_id: int) -> int:
     """ "Reset mailbox counter": forget what was fetched so everything is downloaded again;
     messages already stored are recognised by Message-ID and content and not stored twice.
-    Returns how many fetched-message records were forgotten."""
+
+    "Everything" includes what an initial import ``from_now`` left alone: the folders keep
+    their first sync as decided (``import_until_uid`` 0, nothing to skip or archive), so
+    the re-download is ``all``: those messages become normal cases, and the reset never
+    starts a new "from now" that would skip again. Returns how many fetched-message
+    records were forgotten (messages the initial import only marked are not counted)."""
     with db.write() as session:
         mine = MailboxItem.account_id == account_id
-        forgotten = session.scalar(select(func.count()).select_from(MailboxItem).where(mine))
+        stored = mine & MailboxItem.inbound_id.is_not(None)
+        forgotten = session.scalar(select(func.count()).select_from(MailboxItem).where(stored))
         session.execute(delete(MailboxItem).where(mine))
         session.execute(
             update(MailboxFolder)
             .where(MailboxFolder.account_id == account_id)
-            .values(uidvalidity=None, last_uid=0, messages_done=0, messages_total=None)
+            .values(
+                uidvalidity=None,
+                last_uid=0,
+                messages_done=0,
+                messages_total=None,
+                import_until_uid=0,
+            )
         )
         session.execute(
             update(Account).where(Account.id == account_id).values(next_sync_at=utcnow())

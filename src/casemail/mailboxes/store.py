@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 from casemail.db.engine import Database
 from casemail.db.models import MailboxFolder, MailboxItem
 from casemail.db.types import utcnow
-from casemail.db.upsert import insert_ignore
+from casemail.db.upsert import insert_ignore, insert_ignore_returning
 from casemail.ingest import IngestOptions, IngestResult, Source, ingest_raw
 from casemail.ingest.batch import ingest_batch
 from casemail.ingest.receipt import Receipt
+from casemail.mailboxes.initial_import import first_sync_imap
+from casemail.mailboxes.job import InitialImport
 
 
 @dataclass(frozen=True)
@@ -27,31 +29,52 @@ class FolderState:
     uidvalidity: int | None
     last_uid: int
     messages_done: int = 0  # stored under this UIDVALIDITY, for progress (done / total)
+    import_until_uid: int | None = None  # see MailboxFolder; None: first sync still to come
 
 
 def folder_state(db: Database, account_id: int, folder: str) -> FolderState:
     with db.write() as session:
-        row = _folder(session, account_id, folder)
-        return FolderState(row.uidvalidity, row.last_uid, row.messages_done)
+        row = folder_row(session, account_id, folder)
+        return FolderState(row.uidvalidity, row.last_uid, row.messages_done, row.import_until_uid)
 
 
-def start_uidvalidity(db: Database, account_id: int, folder: str, uidvalidity: int) -> bool:
+@dataclass(frozen=True)
+class FolderStart:
+    changed: bool  # a new UIDVALIDITY: the folder is read again from UID 0
+    decided: InitialImport | None  # this was the folder's first sync, imported so
+
+
+def start_uidvalidity(
+    db: Database,
+    account_id: int,
+    folder: str,
+    uidvalidity: int,
+    *,
+    initial: InitialImport = "all",
+    existing_until: int = 0,
+) -> FolderStart:
     """Record the folder's UIDVALIDITY. A changed one (RFC 3501 section 2.3.1.1: the old
-    UIDs mean nothing now) restarts the folder from UID 0; returns True when it changed.
-    Messages already stored are recognised by content when fetched again."""
+    UIDs mean nothing now) restarts the folder from UID 0, as normal mail: messages already
+    stored are recognised by content when fetched again. At the folder's first sync this
+    also decides its initial import (see ``initial_import``), in the same transaction."""
     with db.write() as session:
-        row = _folder(session, account_id, folder)
+        row = folder_row(session, account_id, folder)
         changed = row.uidvalidity is not None and row.uidvalidity != uidvalidity
         if changed or row.uidvalidity is None:
             row.uidvalidity = uidvalidity
             row.last_uid = 0
             row.messages_done = 0
-        return changed
+            if changed and row.import_until_uid:
+                row.import_until_uid = 0  # the archive mark counted the old UIDs
+        if row.import_until_uid is not None:
+            return FolderStart(changed, None)
+        first_sync_imap(row, initial, existing_until)
+        return FolderStart(changed, initial)
 
 
 def set_progress(db: Database, account_id: int, folder: str, *, total: int) -> None:
     with db.write() as session:
-        row = _folder(session, account_id, folder)
+        row = folder_row(session, account_id, folder)
         row.messages_total = total
         row.last_sync_at = utcnow()
 
@@ -72,16 +95,6 @@ def known_uids(
         return {int(u) for u in session.scalars(query) if u is not None}
 
 
-def known_uidls(db: Database, account_id: int, uidls: list[str]) -> set[str]:
-    if not uidls:
-        return set()
-    with db.read() as session:
-        query = select(MailboxItem.uidl).where(
-            MailboxItem.account_id == account_id, MailboxItem.uidl.in_(uidls)
-        )
-        return {u for u in session.scalars(query) if u is not None}
-
-
 @dataclass(frozen=True)
 class Fetched:
     """Where one message came from on the server."""
@@ -91,6 +104,7 @@ class Fetched:
     uidvalidity: int | None = None
     uid: int | None = None
     uidl: str | None = None
+    archive: bool = False  # there before the first sync of an "archive" initial import
 
 
 def store_fetched(
@@ -110,25 +124,6 @@ def _conflict(fetched: Fetched) -> list[str]:
     return ["account_id", "uidl"]
 
 
-def _advance(session: Session, fetched: Fetched) -> None:
-    """last_uid only grows, and only under the UIDVALIDITY the message was fetched with."""
-    assert fetched.uid is not None
-    session.execute(
-        update(MailboxFolder)
-        .where(
-            MailboxFolder.account_id == fetched.account_id,
-            MailboxFolder.folder == fetched.folder,
-            MailboxFolder.uidvalidity == fetched.uidvalidity,
-        )
-        .values(
-            last_uid=func.max(MailboxFolder.last_uid, fetched.uid)
-            if session.get_bind().dialect.name == "sqlite"
-            else func.greatest(MailboxFolder.last_uid, fetched.uid),
-            messages_done=MailboxFolder.messages_done + 1,
-        )
-    )
-
-
 def _count_done(session: Session, fetched: Fetched) -> None:
     session.execute(
         update(MailboxFolder)
@@ -140,17 +135,7 @@ def _count_done(session: Session, fetched: Fetched) -> None:
     )
 
 
-def mark_removed(db: Database, account_id: int, uidls: list[str]) -> None:
-    """POP3: the server was told DELE for these and the session ended with QUIT."""
-    with db.write() as session:
-        session.execute(
-            update(MailboxItem)
-            .where(MailboxItem.account_id == account_id, MailboxItem.uidl.in_(uidls))
-            .values(removed_from_server_at=utcnow())
-        )
-
-
-def _folder(session: Session, account_id: int, folder: str) -> MailboxFolder:
+def folder_row(session: Session, account_id: int, folder: str) -> MailboxFolder:
     insert_ignore(
         session,
         MailboxFolder.__table__,  # type: ignore[arg-type]
@@ -182,34 +167,88 @@ def store_fetched_batch(
         return []
 
     def remember(session: Session, receipts: list[Receipt]) -> None:
-        for (fetched, _), receipt in zip(batch, receipts, strict=True):
-            _remember(session, fetched, receipt.inbound_id)
+        pairs = zip(batch, receipts, strict=True)
+        _remember_all(session, [(fetched, receipt.inbound_id) for (fetched, _), receipt in pairs])
 
     items = [(raw, _source(fetched)) for fetched, raw in batch]
     return ingest_batch(db, channel_id, items, options=options, on_stored=remember)
 
 
 def _source(fetched: Fetched) -> Source:
-    return Source("imap") if fetched.uid is not None else Source("pop3")
+    return Source("imap" if fetched.uid is not None else "pop3", archive=fetched.archive)
 
 
 def _remember(session: Session, fetched: Fetched, inbound_id: int) -> None:
+    _remember_all(session, [(fetched, inbound_id)])
+
+
+def _remember_all(session: Session, stored: list[tuple[Fetched, int]]) -> None:
+    """Record where each stored message came from; IMAP ones with one INSERT per batch."""
+    imap = [(f, i) for f, i in stored if f.uid is not None]
+    for fetched, inbound_id in stored:
+        if fetched.uid is None:
+            _remember_pop3(session, fetched, inbound_id)
+    for key in dict.fromkeys((f.account_id, f.folder, f.uidvalidity) for f, _ in imap):
+        _remember_imap(
+            session, [(f, i) for f, i in imap if (f.account_id, f.folder, f.uidvalidity) == key]
+        )
+
+
+def _item_row(fetched: Fetched, inbound_id: int) -> dict[str, object]:
+    return {
+        "account_id": fetched.account_id,
+        "folder": fetched.folder,
+        "uidvalidity": fetched.uidvalidity,
+        "uid": fetched.uid,
+        "uidl": fetched.uidl,
+        "inbound_id": inbound_id,
+        "fetched_at": utcnow(),
+    }
+
+
+def _remember_imap(session: Session, stored: list[tuple[Fetched, int]]) -> None:
+    """Messages of one folder under one UIDVALIDITY: record them, then move the high-water
+    mark and count only those newly recorded (a UID seen before is not counted twice)."""
+    new = insert_ignore_returning(
+        session,
+        MailboxItem.__table__,  # type: ignore[arg-type]
+        conflict=_conflict(stored[0][0]),
+        rows=[_item_row(f, i) for f, i in stored],
+        returning=(MailboxItem.uid,),
+    )
+    first = stored[0][0]
+    highest = max(f.uid or 0 for f, _ in stored)
+    greatest = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
+    session.execute(
+        update(MailboxFolder)
+        .where(
+            MailboxFolder.account_id == first.account_id,
+            MailboxFolder.folder == first.folder,
+            MailboxFolder.uidvalidity == first.uidvalidity,
+        )
+        .values(
+            last_uid=greatest(MailboxFolder.last_uid, highest),
+            messages_done=MailboxFolder.messages_done + len(new),
+        )
+    )
+
+
+def _remember_pop3(session: Session, fetched: Fetched, inbound_id: int) -> None:
+    # A POP3 message the initial import marked (archive) has its row already.
+    session.execute(
+        update(MailboxItem)
+        .where(
+            MailboxItem.account_id == fetched.account_id,
+            MailboxItem.uidl == fetched.uidl,
+            MailboxItem.inbound_id.is_(None),
+        )
+        .values(inbound_id=inbound_id, fetched_at=utcnow())
+    )
     insert_ignore(
         session,
         MailboxItem.__table__,  # type: ignore[arg-type]
         conflict=_conflict(fetched),
         returning=MailboxItem.id,
-        values={
-            "account_id": fetched.account_id,
-            "folder": fetched.folder,
-            "uidvalidity": fetched.uidvalidity,
-            "uid": fetched.uid,
-            "uidl": fetched.uidl,
-            "inbound_id": inbound_id,
-            "fetched_at": utcnow(),
-        },
+        values=_item_row(fetched, inbound_id),
     )
-    if fetched.uid is not None:
-        _advance(session, fetched)
-    else:
-        _count_done(session, fetched)
+    _count_done(session, fetched)

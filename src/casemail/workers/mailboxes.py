@@ -4,35 +4,95 @@ watcher that syncs as soon as mail arrives; the others are polled at their inter
 Accounts run side by side, so one slow or failing account never holds up the others.
 Failures are recorded on the account (state, words, back-off) by the runner; a watcher
 that fails ends, and the account is picked up again when its back-off has passed.
+
+A watcher runs with the settings it started with, so every pass also compares the watched
+accounts with the database: one that was changed (``updated_at``, e.g. new folders, server
+or password) or moved to another channel is restarted at once; one that was deactivated,
+deleted or lost its channel is stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
 
 from casemail.bootstrap import AppContext
+from casemail.db.engine import Database
+from casemail.db.models import Account, Channel
+from casemail.mailboxes import imap_idle
 from casemail.mailboxes.imap_idle import IdleUnsupported, idle_imap
+from casemail.mailboxes.job import MailboxJob
 from casemail.mailboxes.runner import (
     build_job,
     due_accounts,
     record_failure,
     record_success,
     sync_account,
+    sync_now,
 )
 
 log = logging.getLogger("casemail.mailboxes")
 
 PARALLEL_ACCOUNTS = 4
+# How often the database is asked which accounts are due. An account is fetched again
+# ``poll_interval_seconds`` after its last sync ended, so this is what a poll can be late
+# by (a coarser pass, e.g. 5 s, turned a 5 s interval into 10 s); also how soon "sync now"
+# and a new account are picked up.
+DUE_CHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class _Watched:
+    """What a watcher was started with; a watcher whose account no longer matches ends."""
+
+    updated_at: datetime
+    channel_id: int
+    poll_seconds: float  # the account's interval: for its folders beyond the first
+
+
+def _watched(db: Database, account_ids: list[int]) -> dict[int, _Watched]:
+    """The accounts among ``account_ids`` that are still to be fetched (active, with an
+    active channel, as in ``due_accounts``), as they are now."""
+    found: dict[int, _Watched] = {}
+    with db.read() as session:
+        rows = session.execute(
+            select(Account.id, Account.updated_at, Account.settings, Channel.id)
+            .join(Channel, Channel.account_id == Account.id)
+            .where(
+                Account.id.in_(account_ids),
+                Account.incoming_active.is_(True),
+                Account.deactivated_at.is_(None),
+                Channel.active.is_(True),
+            )
+            .order_by(Account.id, Channel.id)
+        )
+        for account_id, updated_at, settings, channel_id in rows:
+            incoming = settings.get("incoming") or {}
+            found.setdefault(
+                account_id,
+                _Watched(
+                    updated_at=updated_at,
+                    channel_id=channel_id,
+                    poll_seconds=float(incoming.get("poll_interval_seconds", 60)),
+                ),
+            )
+    return found
 
 
 class _Mailboxes:
-    def __init__(self, ctx: AppContext, stop: asyncio.Event) -> None:
+    def __init__(self, ctx: AppContext, stop: asyncio.Event, *, idle_seconds: float) -> None:
         self.ctx = ctx
         self.stop = stop
+        self.idle_seconds = idle_seconds  # how long one IDLE lasts before it is restarted
         self.slots = asyncio.Semaphore(PARALLEL_ACCOUNTS)
         self.running: dict[int, asyncio.Task[None]] = {}
-        self.no_idle: set[int] = set()  # servers that said they have no IDLE
+        self.watchers: dict[int, tuple[asyncio.Event, _Watched]] = {}  # its own stop event
+        self.restart: set[int] = set()  # watchers ended because their account changed
+        self.no_idle: dict[int, _Watched] = {}  # servers that said they have no IDLE
 
     def start_due(self, due: list[int]) -> None:
         for account_id in [i for i, t in self.running.items() if t.done()]:
@@ -41,28 +101,71 @@ class _Mailboxes:
             if account_id not in self.running:
                 self.running[account_id] = asyncio.create_task(self._serve(account_id))
 
+    async def check_watchers(self) -> None:
+        """End the watchers whose account changed (restarted at the next pass) or is no
+        longer to be fetched."""
+        if not self.watchers:
+            return
+        now = await asyncio.to_thread(_watched, self.ctx.db, list(self.watchers))
+        for account_id, (halt, started) in list(self.watchers.items()):
+            current = now.get(account_id)
+            if current == started or halt.is_set():
+                continue
+            if current is None:
+                log.info("account %s is no longer fetched: its watcher stops", account_id)
+            else:
+                log.info("account %s was changed: its watcher restarts", account_id)
+                self.restart.add(account_id)
+            halt.set()
+
+    def halt_all(self) -> None:
+        for halt, _started in self.watchers.values():
+            halt.set()
+
     async def _serve(self, account_id: int) -> None:
+        db = self.ctx.db
         try:
+            # Read before the job is built: a change in between restarts the watcher.
+            watched = (await asyncio.to_thread(_watched, db, [account_id])).get(account_id)
             job = await asyncio.to_thread(build_job, self.ctx, account_id)
         except Exception as exc:  # noqa: BLE001 - e.g. its channel was just deactivated
-            await asyncio.to_thread(record_failure, self.ctx.db, account_id, exc)
+            await asyncio.to_thread(record_failure, db, account_id, exc)
             return
-        if job.endpoint.protocol == "imap" and account_id not in self.no_idle:
-            await self._watch(account_id)
+        if watched is None:
+            return  # deactivated since it was found due
+        if job.endpoint.protocol == "imap" and self.no_idle.get(account_id) != watched:
+            await self._watch(account_id, job, watched)
         else:
             await self._poll(account_id)
 
-    async def _watch(self, account_id: int) -> None:
+    async def _watch(self, account_id: int, job: MailboxJob, watched: _Watched) -> None:
         """IDLE until stopped; every sync it runs records the account's health."""
         db = self.ctx.db
+        if self.stop.is_set():
+            return  # halt_all has run: a watcher registered now would never be stopped
+        halt = asyncio.Event()
+        self.watchers[account_id] = (halt, watched)
+        unsupported = False
         try:
-            job = await asyncio.to_thread(build_job, self.ctx, account_id)
-            await idle_imap(job, self.stop, on_wake=lambda: record_success(db, account_id))
+            await idle_imap(
+                job,
+                halt,
+                max_idle_seconds=self.idle_seconds,
+                poll_seconds=watched.poll_seconds,
+                on_wake=lambda: record_success(db, account_id),
+            )
         except IdleUnsupported:
-            self.no_idle.add(account_id)
-            await self._poll(account_id)
+            unsupported = True
+            self.no_idle[account_id] = watched  # polled until the account's settings change
         except Exception as exc:  # noqa: BLE001 - recorded; retried after the back-off
             await asyncio.to_thread(record_failure, db, account_id, exc)
+        finally:
+            self.watchers.pop(account_id, None)
+        if unsupported:
+            await self._poll(account_id)
+        if account_id in self.restart:
+            self.restart.discard(account_id)
+            await asyncio.to_thread(sync_now, db, account_id)  # due at the next pass
 
     async def _poll(self, account_id: int) -> None:
         async with self.slots:
@@ -77,19 +180,30 @@ class _Mailboxes:
             )
 
     async def wait_all(self) -> None:
+        self.halt_all()
         if self.running:
             await asyncio.gather(*self.running.values(), return_exceptions=True)
 
 
-async def poll_mailboxes(ctx: AppContext, stop: asyncio.Event) -> None:
-    interval = min(ctx.settings.worker_interval_seconds, 5.0)
-    mailboxes = _Mailboxes(ctx, stop)
+async def poll_mailboxes(
+    ctx: AppContext, stop: asyncio.Event, *, idle_seconds: float | None = None
+) -> None:
+    """Until ``stop`` is set. ``idle_seconds``: how often IDLE is restarted; default
+    ``imap_idle.IDLE_RESTART_SECONDS`` (read at the start, so tests can shorten it)."""
+    interval = min(ctx.settings.worker_interval_seconds, DUE_CHECK_SECONDS)
+    if idle_seconds is None:
+        idle_seconds = imap_idle.IDLE_RESTART_SECONDS
+    mailboxes = _Mailboxes(ctx, stop, idle_seconds=idle_seconds)
     while not stop.is_set():
         try:
             due = await asyncio.to_thread(due_accounts, ctx.db)
         except Exception:
             log.exception("could not read which mailboxes are due")
             due = []
+        try:
+            await mailboxes.check_watchers()
+        except Exception:
+            log.exception("could not compare the watched mailboxes with their accounts")
         mailboxes.start_due(due)
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
