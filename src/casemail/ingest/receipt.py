@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casemail.db.blobs import put_blob, put_blobs
+from casemail.db.blobs import put_blobs
 from casemail.db.engine import Database
 from casemail.db.models import InboundReceipt
 from casemail.db.types import utcnow
-from casemail.db.upsert import insert_ignore, insert_ignore_returning
+from casemail.db.upsert import insert_ignore_returning
 from casemail.ingest.hashing import content_hash, dedupe_key
 from casemail.ingest.headers import message_ids
 from casemail.ingest.types import Source
@@ -53,51 +53,7 @@ def record_receipt(db: Database, *, channel_id: int, raw: bytes, source: Source)
 
 def add_receipt(session: Session, *, channel_id: int, raw: bytes, source: Source) -> Receipt:
     """``record_receipt`` inside the caller's transaction (a batch commits many at once)."""
-    message_id = sniff_message_id(raw)
-    digest = content_hash(raw)
-    key = dedupe_key(message_id, digest)
-    # A redelivered copy (often with one more Received line) must not leave its bytes
-    # behind as a blob nothing refers to: look for the first receipt before storing.
-    existing = _existing(session, channel_id, key)
-    if existing is not None:
-        return Receipt(inbound_id=existing, duplicate=True)
-    raw_sha = put_blob(session, raw)
-    inbound_id = insert_ignore(
-        session,
-        InboundReceipt.__table__,  # type: ignore[arg-type]
-        conflict=["channel_id", "dedupe_key"],
-        returning=InboundReceipt.id,
-        values={
-            "channel_id": channel_id,
-            "source": source.kind,
-            "envelope_from": source.envelope_from,
-            "envelope_to": list(source.envelope_to),
-            "peer": source.peer,
-            "raw_sha256": raw_sha,
-            "size": len(raw),
-            "message_id": message_id,
-            "content_hash": digest,
-            "dedupe_key": key,
-            "state": "received",
-            "attempts": 0,
-            "received_at": utcnow(),
-            "archive": source.archive,
-        },
-    )
-    if inbound_id is not None:
-        return Receipt(inbound_id=inbound_id, duplicate=False)
-    # Lost a race with a concurrent delivery of the same message (PostgreSQL).
-    existing = _existing(session, channel_id, key)
-    assert existing is not None
-    return Receipt(inbound_id=existing, duplicate=True)
-
-
-def _existing(session: Session, channel_id: int, key: str) -> int | None:
-    return session.scalar(
-        select(InboundReceipt.id).where(
-            InboundReceipt.channel_id == channel_id, InboundReceipt.dedupe_key == key
-        )
-    )
+    return add_receipts(session, channel_id=channel_id, items=[(raw, source)])[0]
 
 
 def add_receipts(
@@ -117,6 +73,8 @@ def add_receipts(
     ids = [sniff_message_id(raw) for raw, _ in items]
     digests = [content_hash(raw) for raw, _ in items]
     keys = [dedupe_key(mid, digest) for mid, digest in zip(ids, digests, strict=True)]
+    # Look for earlier receipts before storing any bytes: a redelivered copy (often with
+    # one more Received line) must not leave a blob behind that nothing refers to.
     known = _existing_many(session, channel_id, keys)
     fresh: dict[str, int] = {}  # key -> index of its first copy among items
     for index, key in enumerate(keys):
