@@ -115,3 +115,24 @@ class PoisonWrites(FailingMessageWrites):
 
     def __init__(self, db: Database) -> None:
         super().__init__(db, subject_says("poison"), error=self.error)
+
+
+def mailbox_account_doc(user: MailUser, *, port: int, **incoming: Any) -> dict[str, Any]:
+    """The account document (as POST /api/v1/accounts takes it) of an IMAP mailbox on the
+    Dovecot fixture, polled every 5 s; ``incoming`` overrides its incoming settings."""
+    return {
+        "role": "global",
+        "name": f"Mailbox {user.address}",
+        "email": user.address,
+        "incoming": {
+            "protocol": "imap",
+            "host": "127.0.0.1",
+            "port": port,
+            "security": "tls",
+            "password": user.password,
+            "connect_timeout": 5,
+            "read_timeout": 10,
+            "poll_interval_seconds": 5,
+            **incoming,
+        },
+    }

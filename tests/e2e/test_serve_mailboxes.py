@@ -25,6 +25,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.e2e.linkproxy import LinkProxy
+from tests.imapsupport import mailbox_account_doc
 from tests.mailservers import (
     DOVECOT,
     Dovecot,
@@ -169,22 +170,7 @@ class Casemail:
 
     def add_mailbox(self, user: MailUser, port: int, **incoming: Any) -> int:
         """An IMAP account for ``user`` and a channel fed by it; returns the account id."""
-        doc = {
-            "role": "global",
-            "name": f"Mailbox {user.address}",
-            "email": user.address,
-            "incoming": {
-                "protocol": "imap",
-                "host": "127.0.0.1",
-                "port": port,
-                "security": "tls",
-                "password": user.password,
-                "connect_timeout": 5,
-                "read_timeout": 10,
-                "poll_interval_seconds": 5,
-                **incoming,
-            },
-        }
+        doc = mailbox_account_doc(user, port=port, **incoming)
         account = self.request("POST", "/api/v1/accounts", 201, json=doc)
         channel = {"address": f"support-{account['id']}@example.com", "account_id": account["id"]}
         self.request("POST", "/api/v1/channels", 201, json=channel)

@@ -459,6 +459,24 @@ def test_reply_reopens_a_closed_case(db: Database, channel: int) -> None:
     assert stored_case(db, first.case_id).status == "open"
 
 
+def test_reply_to_a_deleted_case_opens_a_new_case(db: Database, channel: int) -> None:
+    """A deleted case is hidden: a reply threaded onto it would vanish from view."""
+    original = sample_message(subject="Invoice")
+    first = ingest(db, channel, wire_bytes(original))
+    with db.write() as session:
+        session.get_one(Case, first.case_id).deleted_at = datetime.now(UTC)
+
+    by_reference = ingest(
+        db, channel, wire_bytes(sample_message(in_reply_to=original["Message-ID"]))
+    )
+    tagged = sample_message(subject=f"Re: [Case #{first.case_id}] Invoice")
+    by_tag = ingest(db, channel, wire_bytes(tagged))
+
+    assert by_reference.outcome == by_tag.outcome == "created"
+    assert first.case_id not in (by_reference.case_id, by_tag.case_id)
+    assert "subject-tag-unknown" in rules(by_tag)
+
+
 def test_reply_is_not_threaded_into_another_companys_case(db: Database, channel: int) -> None:
     original = sample_message()
     first = ingest(db, channel, wire_bytes(original))

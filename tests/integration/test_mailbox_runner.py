@@ -28,6 +28,7 @@ from casemail.mailboxes.runner import (
 from casemail.workers.mailboxes import poll_mailboxes
 from tests.apisupport import Api
 from tests.clisupport import Cli
+from tests.imapsupport import mailbox_account_doc
 from tests.mailservers import Dovecot, MailUser, closed_port
 from tests.support import sample_message
 
@@ -39,22 +40,7 @@ def ctx(db_url: str, tmp_path: Path, dovecot: Dovecot) -> AppContext:
 
 
 def add_account(ctx: AppContext, user: MailUser, *, port: int, **incoming: Any) -> int:
-    doc = {
-        "role": "global",
-        "name": f"Mailbox {user.address}",
-        "email": user.address,
-        "incoming": {
-            "protocol": "imap",
-            "host": "127.0.0.1",
-            "port": port,
-            "security": "tls",
-            "password": user.password,
-            "connect_timeout": 5,
-            "read_timeout": 10,
-            "poll_interval_seconds": 5,
-            **incoming,
-        },
-    }
+    doc = mailbox_account_doc(user, port=port, **incoming)
     with ctx.db.write() as session:
         account, _ = service.create_account(
             session, AccountCreate.model_validate(doc), keys=ctx.keys, allow_private=True

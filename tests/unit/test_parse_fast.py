@@ -29,7 +29,6 @@ SINGLE_PART = [
     HEAD + b"Content-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n"
     b"Content-Disposition: attachment; filename=a.pdf\r\n\r\nJVBERi0=\r\n",
     HEAD + b"Content-Type: text/plain; charset=no-such-charset\r\n\r\n\xff\xfe bytes\r\n",
-    b"From sender@example.com Mon Jan  1 00:00:00 2024\r\n" + HEAD + b"\r\nmbox line\r\n",
     HEAD + b"Subject2: folded\r\n  value\r\n\r\nbody\r\n",
 ]
 FULL_PARSE_ONLY = [
@@ -38,6 +37,10 @@ FULL_PARSE_ONLY = [
     HEAD + b"Content-Type: message/rfc822\r\n\r\n" + HEAD + b"\r\ninner\r\n",
     b"From: a@b.example\rTo: c@d.example\r\n\r\nbare CR in the header section\r\n",
     b"not a header line\r\n" + HEAD + b"\r\nbody\r\n",
+    b"From sender@example.com Mon Jan  1 00:00:00 2024\r\n" + HEAD + b"\r\nmbox line\r\n",
+    b" continued first\r\n" + HEAD + b"\r\nbody\r\n",
+    HEAD + b": no name\r\n\r\nbody\r\n",
+    HEAD + b"Bad Name: space in the name\r\n\r\nbody\r\n",
 ]
 
 
@@ -65,16 +68,38 @@ header_lines = st.lists(
             b"Content-Disposition: attachment; filename=x.bin",
             b"Content-Type: multipart/alternative; boundary=b",
             b"X-Folded: one\r\n two",
+            b"Bad Name: x",
+            b": empty name",
+            b"NoColonAtAll",
+            b"\tcontinuation",
+            b"X-8bit: caf\xc3\xa9",
+            b"X-Empty:",
         ]
     ),
     max_size=4,
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=600)
 @given(header_lines, st.binary(max_size=300), st.sampled_from([b"\r\n", b"\n"]))
 def test_generated_messages_parse_the_same_either_way(
     extra: list[bytes], body: bytes, newline: bytes
 ) -> None:
     raw = newline.join([*HEAD.rstrip(b"\r\n").split(b"\r\n"), *extra]) + newline * 2 + body
     assert parse_message(raw) == parse_message(raw, fast=False)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        b"application/pdf; NAME=report.pdf",
+        b"application/pdf; name = report.pdf",
+        b"application/pdf;\r\n name*=utf-8''r%C3%A9sum%C3%A9.pdf",
+    ],
+)
+def test_a_filename_in_the_content_type_is_found_however_written(content_type: bytes) -> None:
+    raw = HEAD + b"Content-Type: " + content_type + b"\r\n\r\n%PDF\r\n"
+    parsed = parse_message(raw)
+    assert len(parsed.attachments) == 1
+    assert parsed.attachments[0].filename in ("report.pdf", "résumé.pdf")
+    assert parsed == parse_message(raw, fast=False)

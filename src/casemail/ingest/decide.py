@@ -19,13 +19,16 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from casemail.db.blobs import get_blobs, put_blobs
-from casemail.db.models import Attachment, Case, Channel, InboundReceipt
+from casemail.db.models import Attachment, Channel, InboundReceipt
 from casemail.db.types import utcnow
 from casemail.ingest.parse import parse_message
 from casemail.ingest.quarantine import quarantine
 from casemail.ingest.store import (
+    AnyCase,
     ContactBook,
+    NewCase,
     attachment_rows,
+    insert_cases,
     insert_messages,
     message_row,
     new_case,
@@ -44,7 +47,7 @@ class _Work:
     receipt: ClaimedReceipt
     channel: Channel
     parsed: ParsedMessage
-    case: Case | None = None
+    case: AnyCase | None = None
     hits: tuple[RuleHit, ...] = ()
     created: bool = False
     message_pk: int | None = None
@@ -130,7 +133,6 @@ def _decide(session: Session, work: list[_Work]) -> None:
             item.case = new_case(
                 item.channel, item.parsed, contact, status="closed" if archive else "new"
             )
-            session.add(item.case)
             item.created = True
         elif item.case.status == "closed" and not archive:
             item.case.status = "open"
@@ -139,7 +141,8 @@ def _decide(session: Session, work: list[_Work]) -> None:
 
 
 def _write(session: Session, work: list[_Work]) -> None:
-    session.flush()  # the new cases, so their ids can go on the messages
+    # The new cases first, so their ids can go on the messages.
+    insert_cases(session, [item.case for item in work if isinstance(item.case, NewCase)])
     rows = []
     for item in work:
         assert item.case is not None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import codecs
 import email
+import functools
 import re
 from email import policy
 from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesHeaderParser
 
 from casemail.ingest.headers import HeaderReader, clean_text, message_ids, one_line
 from casemail.ingest.types import ParsedAttachment, ParsedMessage
@@ -27,9 +27,13 @@ class _Bodies:
 
 
 def _charset(part: Message) -> str:
-    name = part.get_content_charset() or "us-ascii"
+    return _codec_name(part.get_content_charset() or "us-ascii")
+
+
+@functools.lru_cache(maxsize=256)
+def _codec_name(charset: str) -> str:
     try:
-        return codecs.lookup(name).name
+        return codecs.lookup(charset).name
     except LookupError:
         return "utf-8"
 
@@ -50,6 +54,12 @@ def _decode_text(part: Message, bodies: _Bodies) -> str:
 
 
 def _filename(part: Message) -> str | None:
+    # get_filename reads Content-Disposition's filename, else Content-Type's name: a part
+    # with no Content-Disposition and no "name" anywhere in its Content-Type (parameter
+    # names are case-insensitive, RFC 2045 section 5.1) has none; no parameter parsing.
+    content_type = str(part.get("content-type", "")).lower()
+    if "content-disposition" not in part and "name" not in content_type:
+        return None
     try:
         name = part.get_filename()
         if name and "=?" in name:
@@ -62,6 +72,8 @@ def _filename(part: Message) -> str | None:
 
 
 def _disposition(part: Message) -> str | None:
+    if "content-disposition" not in part:
+        return None
     try:
         return part.get_content_disposition()
     except Exception:  # noqa: BLE001
@@ -121,6 +133,39 @@ def _walk(part: Message, bodies: _Bodies, depth: int) -> None:
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
+# A field line as the feed parser recognises it: printable ASCII except ":" for the name.
+_FIELD_NAME = re.compile(r"[\041-\071\073-\176]+:")
+
+
+def _plain_header_section(head: str) -> Message | None:
+    """The header section split into fields as the feed parser splits it, or None where
+    the feed parser would record a defect or a Unix From_ line (the full parse handles
+    those). Each field is stored raw, as compat32's ``header_source_parse`` stores it."""
+    message = Message()
+    field: list[str] = []
+    for line in head.split("\n")[:-1]:
+        line += "\n"
+        if line[0] in " \t":
+            if not field:
+                return None  # the first line is a continuation
+            field.append(line)
+            continue
+        if field:
+            message.set_raw(*_field(field))
+        if _FIELD_NAME.match(line) is None:
+            return None  # not a field (or a From_ line): no header/body separator
+        field = [line]
+    if field:
+        message.set_raw(*_field(field))
+    return message
+
+
+def _field(lines: list[str]) -> tuple[str, str]:
+    name, value = lines[0].split(":", 1)
+    value = value.lstrip(" \t") + "".join(lines[1:])
+    return name, value.rstrip("\r\n")
+
+
 def _single_part(raw: bytes) -> Message | None:
     """A message whose body is one leaf, parsed without feeding the body through the parser.
 
@@ -136,8 +181,8 @@ def _single_part(raw: bytes) -> Message | None:
     head = raw[: found.start() + (2 if raw[found.start()] == 0x0D else 1)]
     if b"\r" in head.replace(b"\r\n", b""):
         return None
-    message = BytesHeaderParser(policy=policy.compat32).parsebytes(head)
-    if message.defects or message.get_content_maintype() in ("multipart", "message"):
+    message = _plain_header_section(head.decode("ascii", "surrogateescape"))
+    if message is None or message.get_content_maintype() in ("multipart", "message"):
         return None
     message.set_payload(raw[found.end() :].decode("ascii", "surrogateescape"))
     return message

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from casemail.channels.addresses import domain_of
 from casemail.db.models import Case, Channel, Message, OutboxEntry
+from casemail.ingest.store import AnyCase, NewCase
 from casemail.ingest.types import ParsedMessage, RuleHit
 
 CHUNK = 500  # values per IN (...) list, well inside SQLite's and PostgreSQL's limits
@@ -29,7 +30,7 @@ _MAX_CASE_ID = 2**31 - 1
 
 @dataclass(frozen=True)
 class ThreadMatch:
-    case: Case | None
+    case: AnyCase | None
     hits: tuple[RuleHit, ...]
 
 
@@ -59,7 +60,7 @@ class ThreadLookups:
     case_of_message_id: dict[str, int] = field(default_factory=dict)
     cases: dict[int, Case] = field(default_factory=dict)
     # Cases opened in this batch: not yet flushed, so known by object, not id.
-    new_case_of_message_id: dict[str, Case] = field(default_factory=dict)
+    new_case_of_message_id: dict[str, NewCase] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session, batch: list[tuple[Channel, ParsedMessage]]) -> ThreadLookups:
@@ -89,21 +90,23 @@ class ThreadLookups:
             lookups.cases = {case.id: case for case in found}
         return lookups
 
-    def remember(self, message_id: str | None, case: Case) -> None:
+    def remember(self, message_id: str | None, case: AnyCase) -> None:
         """A message of this batch is on ``case``: later replies to it thread there."""
         if message_id and message_id not in self.case_of_message_id:
-            if case.id is not None:
+            if isinstance(case, NewCase):
+                self.new_case_of_message_id.setdefault(message_id, case)
+            else:
                 self.case_of_message_id[message_id] = case.id
                 self.cases.setdefault(case.id, case)
-            else:
-                self.new_case_of_message_id.setdefault(message_id, case)
 
-    def _by_message_ids(self, company_id: int, ids: list[str]) -> Case | None:
+    def _by_message_ids(self, company_id: int, ids: list[str]) -> AnyCase | None:
         for mid in ids:
-            case = self.new_case_of_message_id.get(mid)
+            case: AnyCase | None = self.new_case_of_message_id.get(mid)
             if case is None and mid in self.case_of_message_id:
                 case = self.cases.get(self.case_of_message_id[mid])
-            if case is not None and case.company_id == company_id:
+            # A deleted case is hidden: mail threaded onto it would vanish from view, so a
+            # reply to it opens a new case instead.
+            if case is not None and case.company_id == company_id and case.deleted_at is None:
                 return case
         return None
 
@@ -113,7 +116,7 @@ class ThreadLookups:
             return ThreadMatch(None, ())
         case = self.cases.get(int(match.group(1)))
         tag = match.group(0)
-        if case is None or case.company_id != channel.company_id:
+        if case is None or case.company_id != channel.company_id or case.deleted_at is not None:
             return ThreadMatch(None, (RuleHit("subject-tag-unknown", f"{tag}: no such case"),))
         sender_domain = domain_of(parsed.sender.email) if parsed.sender else ""
         contact_domain = domain_of(case.contact.email) if case.contact else ""
