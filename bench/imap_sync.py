@@ -26,9 +26,9 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-import psycopg
 from tests.mailservers import Dovecot, MailUser, TestPKI, TokenIssuer
 
+from bench.pgdb import scratch_database
 from casemail.accounts.endpoint import Endpoint
 from casemail.channels.service import add_channel
 from casemail.db import Database
@@ -155,18 +155,6 @@ def _make_account(db: Database) -> None:
         session.add(Account(company_id=1, role="global", name="bench", email="b@example.com"))
 
 
-def fresh_pg(admin_url: str, name: str) -> str | None:
-    try:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        print(f"PostgreSQL skipped: {exc}")
-        return None
-    return (
-        admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
-    )
-
-
 def report_line(name: str, count: int, seconds: float, parse_rate: float) -> None:
     rate = count / seconds
     print(f"{name:<34} {rate:9.0f} msg/s   {rate / parse_rate:6.2f} x parse-only", flush=True)
@@ -199,15 +187,10 @@ def main() -> None:
             sqlite_s, stored = casemail_sync(dovecot, user, f"sqlite:///{tmp}/bench.db", args.batch)
             assert stored == len(corpus), stored
             report_line("casemail sync, SQLite", stored, sqlite_s, parse_rate)
-            name = f"casemail_bench_{time.time_ns()}"
-            url = fresh_pg(args.pg, name) if args.pg else None
-            if url:
-                try:
+            with scratch_database(args.pg) as url:
+                if url:
                     pg_s, stored = casemail_sync(dovecot, user, url, args.batch)
                     report_line("casemail sync, PostgreSQL", stored, pg_s, parse_rate)
-                finally:
-                    with psycopg.connect(args.pg, autocommit=True) as conn:
-                        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             dovecot.stop()
             tokens.stop()

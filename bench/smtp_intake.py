@@ -22,9 +22,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from aiosmtpd.smtp import SMTP
 
+from bench.pgdb import scratch_database
 from casemail.channels.service import add_channel
 from casemail.config import Settings
 from casemail.db import Database
@@ -133,18 +133,6 @@ def measure(name: str, starter: ServerStarter, messages: int, clients: int) -> f
     return rate
 
 
-def fresh_pg_database(admin_url: str, name: str) -> str | None:
-    try:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        print(f"PostgreSQL skipped: {admin_url} not reachable ({exc})")
-        return None
-    return admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + (
-        f"/{name}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=400)
@@ -159,16 +147,11 @@ def main() -> None:
         url = f"sqlite:///{home / 'bench.db'}"
         rate = measure("casemail, SQLite", casemail_starter(home, url), args.messages, args.clients)
         print(f"  ratio to reference: {rate / reference:.3f}")
-        name = f"casemail_bench_{time.time_ns()}"
-        pg_url = fresh_pg_database(args.pg, name)
-        if pg_url:
-            try:
+        with scratch_database(args.pg) as pg_url:
+            if pg_url:
                 starter = casemail_starter(home, pg_url)
                 rate = measure("casemail, PostgreSQL", starter, args.messages, args.clients)
                 print(f"  ratio to reference: {rate / reference:.3f}")
-            finally:
-                with psycopg.connect(args.pg, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

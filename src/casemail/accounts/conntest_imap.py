@@ -28,14 +28,7 @@ UNSELECTABLE = {"\\noselect", "\\nonexistent"}
 
 
 def check_imap(endpoint: Endpoint, context: ssl.SSLContext) -> Passed:
-    with greeting(endpoint):
-        client = IMAPClient(
-            endpoint.host,
-            port=endpoint.port,
-            ssl=endpoint.security == "tls",
-            ssl_context=context,
-            timeout=SocketTimeout(connect=endpoint.connect_timeout, read=endpoint.read_timeout),
-        )
+    client = open_imap(endpoint, context)
     try:
         welcome = server_words(client.welcome or b"")
         if endpoint.security == "starttls":
@@ -57,6 +50,19 @@ def check_imap(endpoint: Endpoint, context: ssl.SSLContext) -> Passed:
             "tls_version": tls_version,
         },
     )
+
+
+def open_imap(endpoint: Endpoint, context: ssl.SSLContext) -> Any:
+    """Connect and read the greeting (implicit TLS first where the endpoint says so); the
+    connection test and the mailbox sync both start here."""
+    with greeting(endpoint):
+        return IMAPClient(
+            endpoint.host,
+            port=endpoint.port,
+            ssl=endpoint.security == "tls",
+            ssl_context=context,
+            timeout=SocketTimeout(connect=endpoint.connect_timeout, read=endpoint.read_timeout),
+        )
 
 
 def _starttls(client: Any, endpoint: Endpoint, context: ssl.SSLContext) -> None:

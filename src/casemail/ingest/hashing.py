@@ -23,7 +23,8 @@ TRACE_FIELDS = frozenset(
         b"arc-authentication-results",
     }
 )
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# The first empty line: the end of the header section (RFC 5322 section 2.1).
+HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def _split_fields(header_block: bytes) -> list[bytes]:
@@ -39,7 +40,7 @@ def _split_fields(header_block: bytes) -> list[bytes]:
 
 def content_hash(raw: bytes) -> str:
     normalised = raw.replace(b"\r\n", b"\n")
-    match = _HEADER_END.search(normalised)
+    match = HEADER_END.search(normalised)
     header_block, body = (
         (normalised[: match.start()], normalised[match.end() :]) if match else (normalised, b"")
     )

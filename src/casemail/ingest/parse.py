@@ -10,6 +10,7 @@ from email import policy
 from email.header import decode_header, make_header
 from email.message import Message
 
+from casemail.ingest.hashing import HEADER_END
 from casemail.ingest.headers import HeaderReader, clean_text, message_ids, one_line
 from casemail.ingest.types import ParsedAttachment, ParsedMessage
 
@@ -129,10 +130,6 @@ def _walk(part: Message, bodies: _Bodies, depth: int) -> None:
     _leaf(part, bodies)
 
 
-# The first empty line: the end of the header section (RFC 5322 section 2.1).
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-
-
 # A field line as the feed parser recognises it: printable ASCII except ":" for the name.
 _FIELD_NAME = re.compile(r"[\041-\071\073-\176]+:")
 
@@ -175,7 +172,7 @@ def _single_part(raw: bytes) -> Message | None:
     unusual (no empty line, a bare CR, header defects, MIME multipart or message/*) returns
     None and takes the full parse.
     """
-    found = _HEADER_END.search(raw)
+    found = HEADER_END.search(raw)
     if found is None:
         return None
     head = raw[: found.start() + (2 if raw[found.start()] == 0x0D else 1)]

@@ -15,12 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from casemail.accounts.conntest_common import CheckFailed, server_words, tls_context, where
-from casemail.accounts.conntest_explain import greeting
-from casemail.accounts.conntest_imap import _close, _login, _reply_words, _starttls
+from casemail.accounts.conntest_imap import _close, _login, _reply_words, _starttls, open_imap
 from casemail.accounts.endpoint import Endpoint
 from casemail.mailboxes.errors import MailboxError
 
@@ -48,14 +46,7 @@ def imap_session(endpoint: Endpoint) -> Iterator[Any]:
 def connect(endpoint: Endpoint) -> Any:
     try:
         context = tls_context(endpoint)
-        with greeting(endpoint):
-            client = IMAPClient(
-                endpoint.host,
-                port=endpoint.port,
-                ssl=endpoint.security == "tls",
-                ssl_context=context,
-                timeout=SocketTimeout(connect=endpoint.connect_timeout, read=endpoint.read_timeout),
-            )
+        client = open_imap(endpoint, context)
         try:
             if endpoint.security == "starttls":
                 _starttls(client, endpoint, context)
