@@ -14,7 +14,6 @@ into its Maildir. Then, on the same mailbox:
 from __future__ import annotations
 
 import argparse
-import email
 import grp
 import imaplib
 import os
@@ -28,7 +27,9 @@ from pathlib import Path
 
 from tests.mailservers import Dovecot, MailUser, TestPKI, TokenIssuer
 
+from bench.corpus import TOPIC_WORDS
 from bench.pgdb import scratch_database
+from bench.reference import reference_parse
 from casemail.accounts.endpoint import Endpoint
 from casemail.channels.service import add_channel
 from casemail.db import Database
@@ -36,30 +37,6 @@ from casemail.db.migrate import upgrade
 from casemail.ingest import IngestOptions
 from casemail.mailboxes.imap_sync import sync_imap
 from casemail.mailboxes.job import MailboxJob
-
-WORDS = [
-    "invoice",
-    "order",
-    "delivery",
-    "printer",
-    "broken",
-    "urgent",
-    "please",
-    "help",
-    "account",
-    "password",
-    "refund",
-    "contract",
-    "meeting",
-    "schedule",
-    "update",
-    "question",
-    "thanks",
-    "regards",
-    "customer",
-    "support",
-    "ticket",
-]
 
 
 def make_corpus(count: int, seed: int = 4711) -> list[bytes]:
@@ -71,7 +48,7 @@ def make_corpus(count: int, seed: int = 4711) -> list[bytes]:
         sender = f"customer{rng.randrange(2000)}@client{rng.randrange(300)}.example"
         message["From"] = f"Customer {n} <{sender}>"
         message["To"] = "support@example.com"
-        message["Subject"] = " ".join(rng.choices(WORDS, k=rng.randint(3, 8)))
+        message["Subject"] = " ".join(rng.choices(TOPIC_WORDS, k=rng.randint(3, 8)))
         message["Message-ID"] = f"<bench-{n}-{seed}@client.example>"
         message["Date"] = "Mon, 23 Nov 2026 10:00:00 +0000"
         if threads and rng.random() < 0.3:
@@ -79,7 +56,7 @@ def make_corpus(count: int, seed: int = 4711) -> list[bytes]:
         threads.append(message["Message-ID"])
         paragraphs = rng.randint(2, 20)
         message.set_content(
-            "\n\n".join(" ".join(rng.choices(WORDS, k=40)) for _ in range(paragraphs))
+            "\n\n".join(" ".join(rng.choices(TOPIC_WORDS, k=40)) for _ in range(paragraphs))
         )
         corpus.append(message.as_bytes(policy=policy.SMTP))
     return corpus
@@ -106,14 +83,6 @@ def reference_fetch(dovecot: Dovecot, user: MailUser) -> tuple[float, list[bytes
     bodies = [part[1] for part in data if isinstance(part, tuple)]
     client.logout()
     return time.perf_counter() - start, bodies
-
-
-def reference_parse(bodies: list[bytes]) -> float:
-    start = time.perf_counter()
-    for raw in bodies:
-        message = email.message_from_bytes(raw, policy=policy.default)
-        message.get_body(preferencelist=("plain", "html"))
-    return time.perf_counter() - start
 
 
 def casemail_sync(

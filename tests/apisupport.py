@@ -62,6 +62,11 @@ class Api:
         response: httpx.Response = self.client.post(path, headers=headers, **kwargs)
         return response
 
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        response: httpx.Response = self.client.put(path, headers=headers, **kwargs)
+        return response
+
     def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         headers = {**self.auth, **kwargs.pop("headers", {})}
         response: httpx.Response = self.client.delete(path, headers=headers, **kwargs)

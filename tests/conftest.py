@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import secrets
 import socket
 from collections.abc import Iterator
@@ -17,11 +18,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 from sqlalchemy import text
 
 from casemail.db import Database
 from casemail.db.migrate import upgrade
 from casemail.db.models import Base
+
+# The gate must not fail on an input nobody has seen before: property tests draw the same
+# examples every run. CASEMAIL_HYPOTHESIS=explore draws fresh ones while developing.
+settings.register_profile("gate", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=1000)
+settings.load_profile("explore" if os.environ.get("CASEMAIL_HYPOTHESIS") == "explore" else "gate")
 
 # Fixtures kept in their own modules (shared by several test files).
 pytest_plugins = ["tests.apisupport", "tests.clisupport"]
@@ -31,10 +39,33 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+# Ports below Linux's ephemeral range (32768 up), split between the test processes: a port
+# the OS handed one process for "port 0" could be taken by the other process's server
+# before the first binds it, and pytest-xdist runs two of them.
+_PORTS = range(20000, 32000)
+
+
+def _my_ports() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    size = len(_PORTS) // max(count, 1)
+    start = _PORTS.start + index * size
+    return range(start, start + size)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, from this test process's own share."""
+    ports = _my_ports()
+    for _ in range(200):
+        port = random.choice(ports)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 def _pg_unavailable_reason() -> str | None:

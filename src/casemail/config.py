@@ -112,6 +112,17 @@ class Settings(BaseSettings):
     ingest_max_attempts: int = Field(3, ge=1)
     ingest_claim_seconds: int = Field(300, ge=5)
     worker_interval_seconds: float = Field(5.0, gt=0)
+    outbox_give_up_hours: float = Field(
+        48.0, gt=0, description="Temporary failures are retried for this long, then `error`."
+    )
+    outbox_claim_seconds: int = Field(
+        900, ge=30, description="A sender's claim on a message; longer than any SMTP session."
+    )
+    outbox_data_timeout_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="How long to wait for the reply to DATA (RFC 5321 4.5.3.2.6: 10 minutes).",
+    )
 
     @field_validator("dns_nameservers", mode="before")
     @classmethod

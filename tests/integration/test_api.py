@@ -27,6 +27,7 @@ from casemail.bootstrap import build_context
 from casemail.config import Settings
 from casemail.db.models import ApiToken, Case, Channel, Message
 from casemail.db.types import utcnow
+from casemail.identity import load_identity
 from tests.apisupport import Api
 from tests.conftest import free_port
 from tests.support import sample_message
@@ -37,8 +38,11 @@ CORE_ROUTES = {
     ("DELETE", "/api/v1/cases/{case_id}"),
     ("GET", "/api/v1/cases/{case_id}/messages"),
     ("GET", "/api/v1/quarantine"),
+    ("GET", "/api/v1/inbound"),
     ("GET", "/api/v1/channels"),
     ("POST", "/api/v1/channels"),
+    ("GET", "/api/v1/channels/{channel_id}/rules"),
+    ("PUT", "/api/v1/channels/{channel_id}/rules"),
 }
 MISSING_TOKEN = "Missing API token: send 'Authorization: Bearer <token>'"
 INVALID_TOKEN = "Invalid or revoked API token"
@@ -277,9 +281,11 @@ def test_channels_start_empty_and_post_creates_a_normalised_channel(api: Api) ->
         "error_address",
         "purge_days",
         "account_id",
+        "rules",
         "created_at",
     }
     assert created["account_id"] is None
+    assert created["rules"]["decisions"] == {}  # the default table
 
     second = api.post("/api/v1/channels", json={"address": "billing@example.com"}).json()
     assert second["name"] == "billing@example.com"
@@ -287,6 +293,29 @@ def test_channels_start_empty_and_post_creates_a_normalised_channel(api: Api) ->
 
     listed = api.get("/api/v1/channels").json()
     assert listed == [created, second]
+
+
+def test_channel_rules_read_write_and_refuse_what_cannot_work(api: Api) -> None:
+    channel = api.post("/api/v1/channels", json={"address": "support@example.com"}).json()
+    url = f"/api/v1/channels/{channel['id']}/rules"
+    defaults = api.get(url).json()
+    assert defaults["closed_case_reply"] == "reopen"
+    assert defaults["rate_limit"] == {"messages": 100, "minutes": 10}
+
+    wanted = {"known_senders_only": True, "decisions": {"auto-reply-no-case": "discard"}}
+    response = api.put(url, json=wanted)
+    assert response.status_code == 200, response.text
+    assert api.get(url).json()["decisions"] == {"auto-reply-no-case": "discard"}
+    assert api.get(url).json()["known_senders_only"] is True
+
+    refused = api.put(url, json={"decisions": {"loop": "create-case"}})
+    assert refused.status_code == 422
+    assert "cannot be 'create-case'" in refused.text
+    unknown_team = api.put(url, json={"team_id": 99})
+    assert unknown_team.status_code == 422
+    assert unknown_team.json()["detail"] == "no team 99 in this channel's company"
+    assert api.get("/api/v1/channels/999/rules").status_code == 404
+    assert api.get(url).json()["decisions"] == {"auto-reply-no-case": "discard"}  # unchanged
 
 
 def test_duplicate_channel_is_a_clear_409(api: Api) -> None:
@@ -631,3 +660,20 @@ def test_no_route_ever_returns_a_secret(api: Api) -> None:
     for response in seen:
         for token_hash in hashes:
             assert token_hash not in response.text
+
+
+def test_inbound_lists_discarded_mail_with_its_reason(api: Api) -> None:
+    channel = api.channel()
+    with api.db.write() as session:  # created on first use where the database was emptied
+        instance = load_identity(session).instance_id
+    looped = sample_message(subject="We received your message")
+    looped["X-Casemail-Loop"] = instance
+    api.deliver(channel, looped)
+    api.deliver(channel, sample_message(subject="A real question"))
+
+    discarded = api.get("/api/v1/inbound", params={"state": "discarded"}).json()
+    assert len(discarded) == 1
+    assert discarded[0]["rule_hits"][0]["rule"] == "loop-header"
+    states = [r["state"] for r in api.get("/api/v1/inbound").json()]
+    assert states == ["done", "discarded"]  # newest first
+    assert api.get("/api/v1/inbound", params={"state": "lost"}).status_code == 422

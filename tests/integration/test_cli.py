@@ -121,6 +121,18 @@ def test_channel_add_and_list_as_text(cli: Cli) -> None:
     assert lines[1].endswith("[any sender IP]")
 
 
+def test_channel_rules_show_and_update(cli: Cli) -> None:
+    cli.ok("channel", "add", "--address", "support@example.com")
+    assert cli.json("channel", "rules", "1")["changed_subject"] == "stay"
+    updated = cli.json("channel", "rules", "1", "--update", '{"changed_subject": "split"}')
+    assert updated["changed_subject"] == "split"
+    assert cli.json("channel", "rules", "1")["changed_subject"] == "split"
+    failed = cli.fails("channel", "rules", "1", "--update", '{"changed_subject": "maybe"}')
+    assert "changed_subject" in failed
+    assert "not JSON" in cli.fails("channel", "rules", "1", "--update", "{")
+    assert "no channel 7" in cli.fails("channel", "rules", "7")
+
+
 def test_channel_add_and_list_as_json(cli: Cli, database: Database) -> None:
     added = cli.json("channel", "add", "--address", "support@example.com", "--allow", "10.1.2.3/8")
     assert added["address"] == "support@example.com"

@@ -27,6 +27,27 @@ def count(db: Database, model: type[Any]) -> int:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+def test_replies_in_the_batch_of_their_first_message_make_one_case(db: Database) -> None:
+    """The whole batch in one pass (nothing fails): a case opened in the batch is inserted
+    once, however many of its replies follow in the same batch."""
+    with db.write() as session:
+        channel = add_channel(session, address="support@example.com").id
+    first = sample_message(subject="Printer on fire")
+    replies = [
+        sample_message(subject="Re: Printer on fire", in_reply_to=first["Message-ID"])
+        for _ in range(3)
+    ]
+    results = ingest_batch(
+        db, channel, [(wire_bytes(m), Source("imap")) for m in (first, *replies)]
+    )
+    assert [r.outcome for r in results] == ["created"] + ["appended"] * 3
+    assert {r.case_id for r in results} == {results[0].case_id}
+    assert (count(db, Case), count(db, Message)) == (1, 4)
+    later = sample_message(subject="[Case #1] still burning")
+    tagged = ingest_batch(db, channel, [(wire_bytes(later), Source("imap"))])
+    assert tagged[0].case_id == results[0].case_id  # case numbers are not skipped
+
+
 def test_batch_threads_dedupes_and_isolates_a_failing_message(db: Database) -> None:
     with db.write() as session:
         channel = add_channel(session, address="support@example.com").id

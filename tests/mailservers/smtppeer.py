@@ -8,10 +8,12 @@ Accepted messages are recorded; some recipients and senders are refused on purpo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +37,7 @@ class ReceivedMessage:
     rcpt_tos: tuple[str, ...]
     data: bytes
     login: str | None
+    accepted_at: float = 0.0  # time.monotonic() when the 250 was given
 
 
 @dataclass
@@ -43,6 +46,11 @@ class PeerState:
     refused_senders: set[str] = field(default_factory=set)
     received: list[ReceivedMessage] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Replies to the next DATA commands, in order, instead of accepting ("451 4.3.0 ...").
+    data_script: list[str] = field(default_factory=list)
+    # Seconds the next DATA command waits before it answers (then takes the script or 250).
+    data_stalls: list[float] = field(default_factory=list)
+    data_commands: int = 0
 
 
 class _Handler:
@@ -68,11 +76,20 @@ class _Handler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.state.lock:
+            self.state.data_commands += 1
+            stall = self.state.data_stalls.pop(0) if self.state.data_stalls else 0.0
+            scripted = self.state.data_script.pop(0) if self.state.data_script else None
+        if stall:
+            await asyncio.sleep(stall)
+        if scripted is not None:
+            return scripted  # refused or deferred: not received
         received = ReceivedMessage(
             mail_from=str(envelope.mail_from),
             rcpt_tos=tuple(envelope.rcpt_tos),
             data=bytes(envelope.original_content or b""),
             login=getattr(session.auth_data, "username", None),
+            accepted_at=time.monotonic(),
         )
         with self.state.lock:
             self.state.received.append(received)
@@ -156,6 +173,28 @@ class SmtpPeer:
 
     def refuse_sender(self, address: str) -> None:
         self.state.refused_senders.add(address)
+
+    def answer_next_data(self, *replies: str) -> None:
+        """The next DATA commands get these replies (e.g. "451 4.3.0 Try again later")."""
+        with self.state.lock:
+            self.state.data_script.extend(replies)
+
+    def stall_next_data(self, seconds: float, reply: str) -> None:
+        """The next DATA waits ``seconds``, then answers ``reply`` and keeps nothing, as a
+        server that hangs after the final dot and fails does."""
+        with self.state.lock:
+            self.state.data_stalls.append(seconds)
+            self.state.data_script.append(reply)
+
+    def slow_next_data(self, seconds: float, count: int = 1) -> None:
+        """The next ``count`` DATA commands wait ``seconds``, then accept as usual."""
+        with self.state.lock:
+            self.state.data_stalls.extend([seconds] * count)
+
+    @property
+    def data_commands(self) -> int:
+        with self.state.lock:
+            return self.state.data_commands
 
     @property
     def received(self) -> list[ReceivedMessage]:

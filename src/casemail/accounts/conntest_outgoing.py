@@ -53,27 +53,20 @@ async def test_outgoing(endpoint: Endpoint, *, sender: str, to: str) -> TestOutc
 async def _send_test(
     endpoint: Endpoint, context: ssl.SSLContext, *, sender: str, to: str
 ) -> Passed:
-    smtp = aiosmtplib.SMTP(
-        hostname=endpoint.host,
-        port=endpoint.port,
-        use_tls=endpoint.security == "tls",
-        start_tls=False,  # not None: None would mean "STARTTLS if offered" (opportunistic)
-        tls_context=context,
-        timeout=endpoint.read_timeout,
-    )
-    greeting = await _connect(smtp, endpoint)
+    smtp = smtp_client(endpoint, context)
+    greeting = await connect_smtp(smtp, endpoint)
     try:
         with step("command", endpoint):
             await smtp.ehlo()
         if endpoint.security == "starttls":
-            await _starttls(smtp, endpoint, context)
+            await starttls(smtp, endpoint, context)
         if endpoint.auth_required:
-            await _authenticate(smtp, endpoint)
+            await authenticate(smtp, endpoint)
         message = build_test_message(sender=sender, to=to, endpoint=endpoint)
         reply = await _transaction(smtp, endpoint, message, sender=sender, to=to)
         extensions = sorted(smtp.esmtp_extensions)
     finally:
-        await _quit(smtp)
+        await quit_smtp(smtp)
     text = server_words(reply.message)
     details = {"reply_code": reply.code, "reply_text": text, "message_id": message["Message-ID"]}
     return Passed(
@@ -83,7 +76,19 @@ async def _send_test(
     )
 
 
-async def _connect(smtp: aiosmtplib.SMTP, endpoint: Endpoint) -> str:
+def smtp_client(endpoint: Endpoint, context: ssl.SSLContext) -> aiosmtplib.SMTP:
+    """A client that does exactly the TLS the account says (shared with the outbox sender)."""
+    return aiosmtplib.SMTP(
+        hostname=endpoint.host,
+        port=endpoint.port,
+        use_tls=endpoint.security == "tls",
+        start_tls=False,  # not None: None would mean "STARTTLS if offered" (opportunistic)
+        tls_context=context,
+        timeout=endpoint.read_timeout,
+    )
+
+
+async def connect_smtp(smtp: aiosmtplib.SMTP, endpoint: Endpoint) -> str:
     try:
         with step("greeting", endpoint):
             try:
@@ -97,7 +102,7 @@ async def _connect(smtp: aiosmtplib.SMTP, endpoint: Endpoint) -> str:
     return server_words(response.message)
 
 
-async def _starttls(smtp: aiosmtplib.SMTP, endpoint: Endpoint, context: ssl.SSLContext) -> None:
+async def starttls(smtp: aiosmtplib.SMTP, endpoint: Endpoint, context: ssl.SSLContext) -> None:
     """RFC 3207 section 4: STARTTLS only if the EHLO reply lists it, then EHLO again
     (section 4.2: forget everything learned before TLS)."""
     if not smtp.supports_extension("starttls"):
@@ -112,7 +117,7 @@ async def _starttls(smtp: aiosmtplib.SMTP, endpoint: Endpoint, context: ssl.SSLC
         await smtp.ehlo()
 
 
-async def _authenticate(smtp: aiosmtplib.SMTP, endpoint: Endpoint) -> None:
+async def authenticate(smtp: aiosmtplib.SMTP, endpoint: Endpoint) -> None:
     """AUTH (RFC 4954): the account's mechanism, XOAUTH2 for OAuth2 accounts."""
     username, secret = require_credentials(endpoint)
     if not smtp.supports_extension("auth"):
@@ -180,7 +185,7 @@ def build_test_message(*, sender: str, to: str, endpoint: Endpoint) -> EmailMess
     return message
 
 
-async def _quit(smtp: aiosmtplib.SMTP) -> None:
+async def quit_smtp(smtp: aiosmtplib.SMTP) -> None:
     try:
         await smtp.quit()
     except (aiosmtplib.SMTPException, OSError):

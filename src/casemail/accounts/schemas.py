@@ -105,6 +105,11 @@ class OutgoingSettings(_Strict):
     reply_to: str | None = None
     user_domain: str | None = Field(None, description="Default: the domain of the email.")
     allow_send_as: bool = Field(False, description="Allow a From outside the user domain.")
+    save_to_sent: bool = Field(
+        False,
+        description="After sending, append a copy to the incoming IMAP account's sent_folder. "
+        "Leave off where the provider files sent mail itself (Gmail, Microsoft 365).",
+    )
     verify_tls: bool = True
     connect_timeout: Timeout = 20.0
     read_timeout: Timeout = 60.0

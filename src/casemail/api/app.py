@@ -9,7 +9,7 @@ from sqlalchemy import text
 from casemail import __version__
 from casemail.accounts.rules import AccountError
 from casemail.accounts.secrets import SecretsError
-from casemail.api import accounts, people
+from casemail.api import accounts, outbox, people
 from casemail.api.routes import router
 from casemail.api.schemas import Health
 from casemail.bootstrap import AppContext
@@ -29,6 +29,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(router)
     app.include_router(accounts.router)
     app.include_router(people.router)
+    app.include_router(outbox.router)
     _error_handlers(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

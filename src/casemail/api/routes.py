@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from sqlalchemy import select
 
 from casemail.api.deps import ReadSession, WriteSession, require_token
 from casemail.api.schemas import (
@@ -13,12 +14,21 @@ from casemail.api.schemas import (
     ChannelCreate,
     ChannelPublic,
     ErrorBody,
+    InboundPublic,
     MessagePublic,
     QuarantinePublic,
 )
 from casemail.cases import service as cases
 from casemail.channels.addresses import InvalidAddress
-from casemail.channels.service import ChannelExists, add_channel, list_channels
+from casemail.channels.rules import ChannelRules
+from casemail.channels.service import (
+    ChannelExists,
+    UnknownChannel,
+    add_channel,
+    list_channels,
+    set_rules,
+)
+from casemail.db.models import Channel, OutboxEntry
 
 router = APIRouter(
     prefix="/api/v1",
@@ -77,7 +87,17 @@ def delete_case(case_id: int, session: WriteSession) -> None:
 def get_case_messages(case_id: int, session: ReadSession) -> list[MessagePublic]:
     if cases.get_case(session, case_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Case {case_id} not found")
-    return [MessagePublic.model_validate(m) for m in cases.case_messages(session, case_id)]
+    messages = [MessagePublic.model_validate(m) for m in cases.case_messages(session, case_id)]
+    sent = {m.message_id for m in messages if m.direction == "outbound" and m.message_id}
+    entries = session.scalars(select(OutboxEntry).where(OutboxEntry.message_id.in_(sent)))
+    delivery = {entry.message_id: entry for entry in entries}
+    for message in messages:
+        entry = delivery.get(message.message_id or "")
+        if entry is not None:
+            message.outbox_id = entry.id
+            message.delivery_state = entry.state
+            message.delivery_error = entry.last_error
+    return messages
 
 
 @router.get("/quarantine", response_model=list[QuarantinePublic], tags=["quarantine"])
@@ -92,6 +112,25 @@ def get_quarantine(
     chosen = None if state == "all" else state
     rows = cases.list_quarantine(session, state=chosen, limit=limit, offset=offset)
     return [QuarantinePublic.model_validate(row) for row in rows]
+
+
+@router.get("/inbound", response_model=list[InboundPublic], tags=["quarantine"])
+def get_inbound(
+    session: ReadSession,
+    state: Annotated[
+        str | None,
+        Query(
+            pattern="^(received|processing|done|quarantined|discarded|rejected)$",
+            description="only receipts in this state",
+        ),
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[InboundPublic]:
+    """Every message received, newest first, and what became of it: the way to see mail
+    the pipeline discarded (loops) or rejected, and why."""
+    rows = cases.list_inbound(session, state=state, limit=limit, offset=offset)
+    return [InboundPublic.model_validate(row) for row in rows]
 
 
 @router.get("/channels", response_model=list[ChannelPublic], tags=["channels"])
@@ -124,3 +163,35 @@ def post_channel(body: ChannelCreate, session: WriteSession) -> ChannelPublic:
     except (InvalidAddress, ValueError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     return ChannelPublic.model_validate(channel)
+
+
+@router.get(
+    "/channels/{channel_id}/rules",
+    response_model=ChannelRules,
+    tags=["channels"],
+    responses=NOT_FOUND,
+)
+def get_channel_rules(channel_id: int, session: ReadSession) -> ChannelRules:
+    """The channel's ingest rules, defaults filled in: the decision table overrides,
+    reply policies, rate limit, team routing and structured fields."""
+    channel = session.get(Channel, channel_id)
+    if channel is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Channel {channel_id} not found")
+    return ChannelPublic.model_validate(channel).rules
+
+
+@router.put(
+    "/channels/{channel_id}/rules",
+    response_model=ChannelRules,
+    tags=["channels"],
+    responses={**NOT_FOUND, 422: {"description": "A rule the pipeline cannot follow"}},
+)
+def put_channel_rules(channel_id: int, body: ChannelRules, session: WriteSession) -> ChannelRules:
+    """Replace the channel's ingest rules. Options left out take their defaults."""
+    try:
+        channel = set_rules(session, channel_id, body)
+    except UnknownChannel as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return ChannelPublic.model_validate(channel).rules

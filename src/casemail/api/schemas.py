@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from casemail.channels.rules import ChannelRules
+
 
 class _FromRow(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -24,6 +26,11 @@ class CasePublic(_FromRow):
     subject: str
     status: str
     contact: ContactPublic | None
+    team_id: int | None
+    linked_case_id: int | None = Field(
+        description="The case this one follows (reply to a closed case, split, other team)"
+    )
+    fields: dict[str, str] = Field(description="Structured fields from trusted machine mail")
     created_at: datetime
     updated_at: datetime
     last_message_at: datetime
@@ -70,8 +77,19 @@ class MessagePublic(_FromRow):
     text_body: str | None
     html_body: str | None
     attachments: list[AttachmentPublic]
-    rule_hits: list[RuleHitPublic]
+    classification: str | None = Field(
+        description="normal, auto-reply, bulk or bounce (inbound only)"
+    )
+    reports_on_outbox_id: int | None = Field(
+        description="A bounce: the outbox entry of the message it reports as failed"
+    )
+    rule_hits: list[RuleHitPublic] = Field(description="Why the pipeline decided as it did")
     parse_defects: list[str]
+    outbox_id: int | None = Field(None, description="Outbound: its outbox entry")
+    delivery_state: str | None = Field(
+        None, description="Outbound: ready, sending, sent, error or cancelled"
+    )
+    delivery_error: str | None = Field(None, description="Outbound: the server's last words")
 
 
 class QuarantinePublic(_FromRow):
@@ -85,6 +103,23 @@ class QuarantinePublic(_FromRow):
     purge_after: datetime
 
 
+class InboundPublic(_FromRow):
+    id: int
+    channel_id: int
+    source: str
+    envelope_from: str | None
+    message_id: str | None
+    size: int
+    state: str = Field(description="received, processing, done, quarantined, discarded or rejected")
+    attempts: int
+    last_error: str | None
+    rule_hits: list[RuleHitPublic] = Field(
+        description="Why mail that made no case was quarantined, discarded or rejected"
+    )
+    received_at: datetime
+    processed_at: datetime | None
+
+
 class ChannelPublic(_FromRow):
     id: int
     name: str
@@ -95,6 +130,7 @@ class ChannelPublic(_FromRow):
     error_address: str | None
     purge_days: int
     account_id: int | None
+    rules: ChannelRules
     created_at: datetime
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from casemail.db.models import Case, Message, QuarantineEntry
+from casemail.db.models import Case, InboundReceipt, Message, QuarantineEntry
 from casemail.db.types import utcnow
 
 CASE_STATUSES = ("new", "open", "pending", "closed")
@@ -58,4 +58,15 @@ def list_quarantine(
     query = select(QuarantineEntry).order_by(QuarantineEntry.id.desc())
     if state:
         query = query.where(QuarantineEntry.state == state)
+    return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+def list_inbound(
+    session: Session, *, state: str | None = None, limit: int = 100, offset: int = 0
+) -> list[InboundReceipt]:
+    """Received mail, newest first: what became of each message, including the mail the
+    pipeline discarded or rejected (with the rule hits that decided it)."""
+    query = select(InboundReceipt).order_by(InboundReceipt.id.desc())
+    if state:
+        query = query.where(InboundReceipt.state == state)
     return list(session.scalars(query.limit(limit).offset(offset)))

@@ -7,8 +7,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from casemail.channels.addresses import base_address, normalise_address
+from casemail.channels.rules import ChannelRules
 from casemail.config import parse_networks
-from casemail.db.models import Account, Channel
+from casemail.db.models import Account, Channel, Team
 
 DEFAULT_COMPANY_ID = 1
 
@@ -78,3 +79,25 @@ def _check_account(session: Session, account_id: int) -> None:
     taken = session.scalar(select(Channel.address).where(Channel.account_id == account_id))
     if taken is not None:
         raise UnknownAccount(f"account {account_id} already feeds the channel {taken}")
+
+
+class UnknownChannel(LookupError):
+    pass
+
+
+def set_rules(session: Session, channel_id: int, rules: ChannelRules) -> Channel:
+    """Replace a channel's ingest rules (validated by ``ChannelRules``); the next message
+    the channel takes is decided by them."""
+    channel = session.get(Channel, channel_id)
+    if channel is None:
+        raise UnknownChannel(f"no channel {channel_id}")
+    if rules.team_id is not None:
+        _check_team(session, channel, rules.team_id)
+    channel.rules = rules.model_dump(mode="json", exclude_defaults=True)
+    return channel
+
+
+def _check_team(session: Session, channel: Channel, team_id: int) -> None:
+    team = session.get(Team, team_id)
+    if team is None or team.company_id != channel.company_id:
+        raise ValueError(f"no team {team_id} in this channel's company")

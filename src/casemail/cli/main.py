@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from casemail.auth.tokens import create_token
-from casemail.cli import account, case, channel, keys, people
+from casemail.cli import account, case, channel, keys, outbox, people
 from casemail.cli.common import context
 from casemail.cli.inject import inject
 from casemail.db.migrate import current_revision
@@ -25,7 +25,9 @@ app.add_typer(account.app, name="account")
 app.add_typer(people.users, name="user")
 app.add_typer(people.teams, name="team")
 app.add_typer(keys.app, name="keys")
+app.add_typer(outbox.app, name="outbox")
 app.command("inject")(inject)
+app.command("send")(outbox.send)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(token_app, name="token")

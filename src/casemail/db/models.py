@@ -74,6 +74,8 @@ class Channel(Base):
     purge_days: Mapped[int] = mapped_column(Integer, default=30)
     # The account (and its folders) this channel fetches from; None for SMTP-only channels.
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # The channel's ingest rules (casemail.channels.rules.ChannelRules), validated on write.
+    rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -103,8 +105,16 @@ class Case(Base):
     # Soft delete: the case disappears from lists and lookups, but its raw mail and email
     # history stay (store first, never destroy what was received).
     deleted_at: Mapped[datetime | None] = mapped_column()
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    # The case this one was split from or follows (a reply to a closed case, a changed
+    # subject, another team's subject tag).
+    linked_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # Structured fields from trusted machine mail, by the channel's field names.
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     contact: Mapped[Contact | None] = relationship(lazy="joined")
+    # Loaded only where asked for (a subject tag's trust check): not a join on every query.
+    channel: Mapped[Channel] = relationship(lazy="select")
 
 
 class Blob(Base):
@@ -152,12 +162,15 @@ class InboundReceipt(Base):
     # (acknowledgements, notifications) is sent for it. Kept on the receipt so a receipt
     # processed after a crash is still treated as archive.
     archive: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Why a message made no case (discarded, rejected, quarantined): the rules that fired.
+    rule_hits: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class Message(Base):
     """One email on a case's email history, inbound or outbound."""
 
     __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_sender_key_created", "sender_key", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -179,6 +192,12 @@ class Message(Base):
     rule_hits: Mapped[list[Any]] = mapped_column(default=list)
     parse_defects: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # normal | auto-reply | bulk | bounce (casemail.ingest.classify)
+    classification: Mapped[str | None] = mapped_column(String(20))
+    # The sender, lower case without +tag: what the rate limit counts by.
+    sender_key: Mapped[str | None] = mapped_column(String(ADDRESS_LEN))
+    # A bounce or DSN: the outbound message it reports on.
+    reports_on_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
 
     attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id", lazy="selectin")
 
@@ -231,6 +250,40 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # agent | acknowledgement | notice | rejection: all but "agent" are automatic mail.
+    kind: Mapped[str] = mapped_column(String(20), default="agent")
+    subject: Mapped[str | None] = mapped_column(Text)
+    # A sender's claim: while it runs, no other sender takes the entry; a dead sender's
+    # claim expires and the entry is sent again (with the same Message-ID).
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    # Temporary failures are retried until then; after it the entry goes to ``error``.
+    give_up_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    # Taken again after a sender died while sending it: the recipient may get it twice
+    # (same Message-ID, so mail clients show one).
+    maybe_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set just before the message goes to the server, cleared with its result: an entry
+    # taken over from a dead sender is a possible duplicate only if this was set.
+    transmitting_since: Mapped[datetime | None] = mapped_column()
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Installation(Base):
+    """One row: this installation's identity, shared by every worker through the database.
+
+    ``instance_id`` goes into the loop-detection header of every mail we send;
+    ``token_key`` signs reply tokens and the hidden marker, so a token cannot be forged
+    by guessing a case number.
+    """
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    token_key: Mapped[str] = mapped_column(String(64))
+    # "Suspend sending": nothing leaves the outbox until it is resumed.
+    outbox_suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Team(Base):
@@ -321,6 +374,7 @@ class Account(Base):
     outgoing_test_ok: Mapped[bool | None] = mapped_column(Boolean)
     outgoing_test_message: Mapped[str | None] = mapped_column(Text)
     deactivated_at: Mapped[datetime | None] = mapped_column()
+    sending_suspended: Mapped[bool] = mapped_column(Boolean, default=False)
     # Inbound health: "idle", "syncing", "ok", "error"; errors in words people understand.
     sync_state: Mapped[str] = mapped_column(String(20), default="idle")
     last_sync_ok_at: Mapped[datetime | None] = mapped_column()

@@ -38,3 +38,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def clip(text: str | None, length: int) -> str | None:
+    """``text`` cut to a column's length: PostgreSQL refuses longer values (SQLite takes
+    them), and a hostile 1 MB header must not fail the whole message."""
+    return text[:length] if text is not None and len(text) > length else text

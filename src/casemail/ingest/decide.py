@@ -1,10 +1,13 @@
 """Decide and store claimed receipts: many messages with a handful of statements.
 
-``decide_batch`` reads everything a batch needs at once (receipts, raw bytes, channels, the
-cases its messages refer to, its senders' contacts), decides the messages in order (so a
-reply later in the batch threads onto a case opened earlier in it), and writes each table
-with batched INSERTs and UPDATEs in three flushes. A single message is a batch of one: the
-SMTP listener and a mailbox sync run the same code.
+The stages, in order, each in its own module: parse (``parse.py``), classify
+(``classify.py``), thread (``thread.py``), the rate limit (``ratelimit.py``), route (the
+decision table, ``route.py``), store (``store.py``, ``outcomes.py``), notify
+(``notify.py``). ``decide_batch`` reads everything a batch needs at once (receipts, raw
+bytes, channels, the cases its messages refer to, its senders' contacts and counts),
+decides the messages in order (so a reply later in the batch threads onto a case opened
+earlier in it), and writes each table with batched statements. A single message is a batch
+of one: the SMTP listener and a mailbox sync run the same code.
 
 The caller owns the transaction; if anything raises, nothing of the batch is kept, and the
 caller retries the messages one by one to find the one that fails.
@@ -13,100 +16,117 @@ caller retries the messages one by one to find the one that fails.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casemail.db.blobs import get_blobs, put_blobs
-from casemail.db.models import Attachment, Channel, InboundReceipt
-from casemail.db.types import utcnow
+from casemail.channels.rules import RateLimit, load_rules
+from casemail.db.blobs import get_blobs
+from casemail.db.models import Account, Channel, InboundReceipt
+from casemail.identity import Identity, load_identity
+from casemail.ingest.classify import classify
+from casemail.ingest.outcomes import Work, apply_route
 from casemail.ingest.parse import parse_message
 from casemail.ingest.quarantine import quarantine
-from casemail.ingest.store import (
-    AnyCase,
-    ContactBook,
-    NewCase,
-    attachment_rows,
-    insert_cases,
-    insert_messages,
-    message_row,
-    new_case,
-)
-from casemail.ingest.thread import ThreadLookups
-from casemail.ingest.types import ClaimedReceipt, IngestResult, ParsedMessage, RuleHit
+from casemail.ingest.ratelimit import SenderCounts
+from casemail.ingest.route import route
+from casemail.ingest.store import ContactBook, contact_key, sender_key
+from casemail.ingest.thread import ThreadKeys, ThreadLookups
+from casemail.ingest.types import ClaimedReceipt, IngestResult, ParsedMessage
+from casemail.ingest.write import write_batch
 
 log = logging.getLogger("casemail.ingest")
 
 NO_SENDER = "The message has no usable From address, so no contact can own a case."
-ARCHIVED = RuleHit("import-archive", "imported as archive: closed, nothing sent")
-
-
-@dataclass
-class _Work:
-    receipt: ClaimedReceipt
-    channel: Channel
-    parsed: ParsedMessage
-    case: AnyCase | None = None
-    hits: tuple[RuleHit, ...] = ()
-    created: bool = False
-    message_pk: int | None = None
 
 
 def decide_batch(session: Session, inbound_ids: list[int]) -> dict[int, IngestResult]:
-    columns = (
-        InboundReceipt.id,
-        InboundReceipt.channel_id,
-        InboundReceipt.raw_sha256,
-        InboundReceipt.archive,
-    )
-    query = select(*columns).where(InboundReceipt.id.in_(inbound_ids)).order_by(InboundReceipt.id)
-    receipts = [ClaimedReceipt(*row) for row in session.execute(query)]
+    receipts = _claimed(session, inbound_ids)
     channel_ids = {r.channel_id for r in receipts}
     channels = {
         c.id: c for c in session.scalars(select(Channel).where(Channel.id.in_(channel_ids)))
     }
+    identity = load_identity(session)
+    own = _own_addresses(session, {c.company_id for c in channels.values()})
     raws = get_blobs(session, [r.raw_sha256 for r in receipts])
     results: dict[int, IngestResult] = {}
-    work: list[_Work] = []
+    work: list[Work] = []
     for receipt in receipts:
-        item = _parse_or_refuse(session, receipt, channels[receipt.channel_id], raws, results)
+        item = _prepare(
+            session, receipt, channels[receipt.channel_id], raws, results, identity, own
+        )
         if item is not None:
             work.append(item)
     if work:
-        _decide(session, work)
-        _write(session, work)
-        results.update(_result(item) for item in work)
+        _decide(session, work, identity)
+        results.update(write_batch(session, work, identity))
     return results
 
 
-def _parse_or_refuse(
+def _claimed(session: Session, inbound_ids: list[int]) -> list[ClaimedReceipt]:
+    r = InboundReceipt
+    query = select(r.id, r.channel_id, r.raw_sha256, r.archive, r.envelope_to)
+    rows = session.execute(query.where(r.id.in_(inbound_ids)).order_by(r.id))
+    return [
+        ClaimedReceipt(i, channel, digest, archive, tuple(str(a) for a in envelope_to or ()))
+        for i, channel, digest, archive, envelope_to in rows
+    ]
+
+
+def _own_addresses(session: Session, company_ids: set[int]) -> frozenset[str]:
+    """Addresses mail from which is our own coming back: channels and system senders."""
+    channels = select(Channel.address).where(Channel.company_id.in_(company_ids))
+    systems = select(Account.email).where(
+        Account.company_id.in_(company_ids), Account.role == "system"
+    )
+    found = list(session.scalars(channels)) + list(session.scalars(systems))
+    return frozenset(sender_key(a) for a in found if a)
+
+
+def _prepare(
     session: Session,
     receipt: ClaimedReceipt,
     channel: Channel,
     raws: dict[str, bytes],
     results: dict[int, IngestResult],
-) -> _Work | None:
+    identity: Identity,
+    own: frozenset[str],
+) -> Work | None:
+    """Parse and classify one message, or quarantine it at once when it cannot be a case."""
     raw = raws.get(receipt.raw_sha256)
     if raw is None:
         raise LookupError(f"blob {receipt.raw_sha256} of inbound {receipt.id} is missing")
-    parsed: ParsedMessage | None = None
     refusal = _refusal(channel, raw)
-    if refusal is None:
-        parsed = parse_message(raw)
-        if parsed.sender is None:
-            refusal = ("no-sender", NO_SENDER)
-    if refusal is not None:
+    parsed = parse_message(raw) if refusal is None else None
+    if parsed is not None and parsed.sender is None:
+        refusal = ("no-sender", NO_SENDER)
+    if refusal is not None or parsed is None:
+        code, reason = refusal or ("unparsed", "The message could not be read.")
         held = session.get_one(InboundReceipt, receipt.id)
-        entry = quarantine(
-            session, receipt=held, channel=channel, code=refusal[0], reason=refusal[1]
-        )
+        entry = quarantine(session, receipt=held, channel=channel, code=code, reason=reason)
         results[receipt.id] = IngestResult(
-            "quarantined", receipt.id, quarantine_id=entry.id, reason=refusal[1]
+            "quarantined", receipt.id, quarantine_id=entry.id, reason=reason
         )
         return None
-    assert parsed is not None
-    return _Work(receipt, channel, parsed)
+    rules = load_rules(channel.rules)
+    classification = classify(parsed, raw, identity=identity, own_addresses=own)
+    returned = classification.bounce.original_message_ids if classification.bounce else ()
+    keys = ThreadKeys.of(
+        channel,
+        parsed,
+        identity=identity,
+        recipients=_recipients(receipt, parsed),
+        returned_ids=returned,
+        team_id=rules.team_id,
+    )
+    return Work(receipt, channel, rules, parsed, classification, keys)
+
+
+def _recipients(receipt: ClaimedReceipt, parsed: ParsedMessage) -> tuple[str, ...]:
+    """Where the message was addressed: a reply token may be in any of these."""
+    headers = [parsed.header_fields.get(n, "") for n in ("delivered-to", "x-original-to")]
+    listed = [a.email for a in parsed.to + parsed.cc]
+    return tuple(a for a in (*receipt.envelope_to, *headers, *listed) if a)
 
 
 def _refusal(channel: Channel, raw: bytes) -> tuple[str, str] | None:
@@ -117,82 +137,43 @@ def _refusal(channel: Channel, raw: bytes) -> tuple[str, str] | None:
     return None
 
 
-def _decide(session: Session, work: list[_Work]) -> None:
-    """Thread each message onto a case, or open one; in order, remembering each."""
-    lookups = ThreadLookups.load(session, [(w.channel, w.parsed) for w in work])
+def _decide(session: Session, work: list[Work], identity: Identity) -> None:
+    """Thread each message, then route it by the decision table; in order, remembering
+    each case, so later messages of the batch see what earlier ones opened."""
+    lookups = ThreadLookups.load(session, [w.keys for w in work])
     contacts = ContactBook.load(
-        session, [(w.channel.company_id, w.parsed.sender) for w in work if w.parsed.sender]
+        session,
+        [(w.channel.company_id, w.sender) for w in work],
+        create={contact_key(w.channel.company_id, w.sender) for w in work if w.may_add_contact},
     )
+    counts = SenderCounts.load(session, _rate_limits(work))
     for item in work:
-        assert item.parsed.sender is not None  # refused before
-        contact = contacts.contact_for(item.channel.company_id, item.parsed.sender)
-        match = lookups.find_case(item.channel, item.parsed)
-        item.case, item.hits = match.case, match.hits
-        archive = item.receipt.archive
-        if item.case is None:
-            item.case = new_case(
-                item.channel, item.parsed, contact, status="closed" if archive else "new"
-            )
-            item.created = True
-        elif item.case.status == "closed" and not archive:
-            item.case.status = "open"
-            item.hits += (RuleHit("reopened", "a reply reopened the closed case"),)
-        lookups.remember(item.parsed.message_id, item.case)
-
-
-def _write(session: Session, work: list[_Work]) -> None:
-    # The new cases first, so their ids can go on the messages.
-    insert_cases(session, [item.case for item in work if isinstance(item.case, NewCase)])
-    rows = []
-    for item in work:
-        assert item.case is not None
-        if item.created:
-            item.hits += (RuleHit("create-case", f"new case #{item.case.id}"),)
-            if item.receipt.archive:
-                item.hits += (ARCHIVED,)
-        rows.append(
-            message_row(case=item.case, receipt=item.receipt, parsed=item.parsed, hits=item.hits)
+        match = lookups.find_case(item.keys)
+        contact = contacts.contact_for(item.channel.company_id, item.sender)
+        item.contact = contact
+        limit = item.rules.rate_limit
+        sender = sender_key(item.sender.email)
+        rate_hit = None
+        if item.classification.kind != "loop":
+            rate_hit = counts.over_limit(item.channel.id, sender, item.parsed.date, limit)
+        unknown = item.rules.known_senders_only and not contacts.known_before(contact)
+        item.route = route(
+            item.classification,
+            match,
+            item.rules,
+            subject=item.parsed.subject,
+            rate_hit=rate_hit,
+            unknown_sender=unknown,
         )
-    message_of = insert_messages(session, rows)
-    parts = [part.data for item in work for part in item.parsed.attachments]
-    digests = iter(put_blobs(session, parts)) if parts else iter(())
-    attachments = []
+        apply_route(session, item, identity)
+        if item.case is not None:
+            counts.accepted(item.channel.id, sender, item.parsed.date, limit)
+            lookups.remember(item.parsed.message_id, item.case)
+
+
+def _rate_limits(work: list[Work]) -> dict[int, tuple[RateLimit, set[str]]]:
+    wanted: dict[int, tuple[RateLimit, set[str]]] = {}
     for item in work:
-        item.message_pk = message_of[item.receipt.id]
-        mine = [next(digests) for _ in item.parsed.attachments]
-        attachments += attachment_rows(item.message_pk, item.parsed, mine)
-    if attachments:
-        session.execute(insert(Attachment.__table__), attachments)  # type: ignore[arg-type]
-    _mark_done(session, [item.receipt.id for item in work])
-    session.flush()
-
-
-def _mark_done(session: Session, inbound_ids: list[int]) -> None:
-    table: Table = InboundReceipt.__table__  # type: ignore[assignment]
-    done = (
-        update(table)
-        .where(table.c.id == bindparam("done_id"))
-        .values(
-            state="done", processed_at=bindparam("done_at"), claimed_until=None, last_error=None
-        )
-    )
-    now = utcnow()
-    session.execute(done, [{"done_id": i, "done_at": now} for i in inbound_ids])
-
-
-def _result(item: _Work) -> tuple[int, IngestResult]:
-    assert item.case is not None
-    assert item.message_pk is not None
-    log.info(
-        "inbound %s: %s case #%s",
-        item.receipt.id,
-        "created" if item.created else "appended to",
-        item.case.id,
-    )
-    return item.receipt.id, IngestResult(
-        "created" if item.created else "appended",
-        item.receipt.id,
-        case_id=item.case.id,
-        message_pk=item.message_pk,
-        rule_hits=item.hits,
-    )
+        entry = wanted.setdefault(item.channel.id, (item.rules.rate_limit, set()))
+        entry[1].add(sender_key(item.sender.email))
+    return wanted

@@ -28,14 +28,17 @@ HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def _split_fields(header_block: bytes) -> list[bytes]:
-    """Header fields with their folded continuation lines (RFC 5322 section 2.2.3)."""
-    fields: list[bytes] = []
+    """Header fields with their folded continuation lines (RFC 5322 section 2.2.3).
+
+    Lines are collected per field and joined once: growing a bytes object per folded line
+    is quadratic, and a 24 MB header folded into 300,000 lines took minutes."""
+    fields: list[list[bytes]] = []
     for line in header_block.split(b"\n"):
         if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += b"\n" + line
+            fields[-1].append(line)
         else:
-            fields.append(line)
-    return fields
+            fields.append([line])
+    return [b"\n".join(lines) for lines in fields]
 
 
 def content_hash(raw: bytes) -> str:

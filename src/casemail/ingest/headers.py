@@ -26,6 +26,12 @@ _VALID_ID = re.compile(r"^[^@\s]+@[^@\s]+$")
 _WHITESPACE = re.compile(r"\s+")
 # The surrogates ``surrogateescape`` uses for undecodable bytes 0x80-0xFF.
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+# Any surrogate left after decoding (UTF-7 can encode lone ones): no database stores them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Longer values skip policy.default's header parser, whose cost grows much faster than the
+# value (CPython gh-136063: a 1 MB Subject took 46 s and 317 MB); the legacy decoder is
+# linear. Real fields are far shorter (RFC 5322 section 2.1.1: lines of at most 998).
+MODERN_PARSE_LIMIT = 8192
 
 
 def clean_text(text: str) -> str:
@@ -40,6 +46,8 @@ def clean_text(text: str) -> str:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             text = data.decode("cp1252", "replace")
+    if not text.isascii() and _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
     return text.replace("\x00", "")
 
 
@@ -74,6 +82,27 @@ _MAILBOX_RE = re.compile(_MAILBOX)
 _SIMPLE_LIST = re.compile(_MAILBOX + r"(?:," + _MAILBOX.replace("?P<", "?P<x") + r")*")
 
 
+# Header fields the classification rules read (RFC 3834 section 5, RFC 2369, RFC 2919, the
+# de-facto Precedence and vendor auto-reply fields, and our own loop marker).
+RULE_HEADERS = frozenset(
+    {
+        "auto-submitted",
+        "x-autoreply",
+        "x-autorespond",
+        "x-auto-response-suppress",
+        "precedence",
+        "list-id",
+        "list-unsubscribe",
+        "list-post",
+        "return-path",
+        "x-failed-recipients",
+        "delivered-to",
+        "x-original-to",
+        "feedback-id",
+    }
+)
+
+
 def _unfold(value: str) -> str:
     # RFC 5322 section 2.2.3: unfolding removes the CRLF before folding whitespace.
     return "".join(_LINE_BREAK.split(value))
@@ -94,10 +123,24 @@ class HeaderReader:
 
     def __init__(self, message: Message, raw: bytes) -> None:
         self._raw_values: dict[str, str] = {}
+        self._auth_results: list[str] = []
         for name, value in message.raw_items():
-            self._raw_values.setdefault(name.lower(), value if isinstance(value, str) else "")
+            key = name.lower()
+            text = value if isinstance(value, str) else ""
+            self._raw_values.setdefault(key, text)
+            if key == "authentication-results":
+                self._auth_results.append(text)
         self._raw = raw
         self.defects: list[str] = []
+
+    def rule_fields(self) -> dict[str, str]:
+        """The fields the classification rules and structured fields read, decoded."""
+        wanted = [n for n in self._raw_values if n in RULE_HEADERS or n.startswith("x-casemail-")]
+        return {name: one_line(self.text(name) or "") for name in wanted}
+
+    def authentication_results(self) -> tuple[str, ...]:
+        """Every Authentication-Results field (RFC 8601 section 2.2), unfolded; newest first."""
+        return tuple(one_line(clean_text(_unfold(v))) for v in self._auth_results[:20])
 
     @cached_property
     def _legacy(self) -> Message:
@@ -109,6 +152,8 @@ class HeaderReader:
             return None
         if _is_plain(value):
             return clean_text(_unfold(value))
+        if len(value) > MODERN_PARSE_LIMIT:
+            return self._legacy_text(name)
         modern = self._modern(name, value)
         return clean_text(str(modern)) if modern is not None else self._legacy_text(name)
 
@@ -137,7 +182,7 @@ class HeaderReader:
         unfolded = _unfold(value)
         if _is_plain(value) and _SIMPLE_LIST.fullmatch(unfolded):
             return tuple(_simple_mailboxes(unfolded))
-        found = self._modern_addresses(name, value)
+        found = self._modern_addresses(name, value) if len(value) <= MODERN_PARSE_LIMIT else ()
         if found:
             return found
         legacy = self._legacy_text(name)

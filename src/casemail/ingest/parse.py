@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import codecs
 import email
+import email.parser
 import functools
 import re
 from email import policy
 from email.header import decode_header, make_header
 from email.message import Message
 
+from casemail.html.sanitize import safe_html
 from casemail.ingest.hashing import HEADER_END
 from casemail.ingest.headers import HeaderReader, clean_text, message_ids, one_line
 from casemail.ingest.types import ParsedAttachment, ParsedMessage
@@ -17,6 +19,12 @@ from casemail.ingest.types import ParsedAttachment, ParsedMessage
 # Deeper MIME trees are kept only in the raw message: real mail nests a handful of levels,
 # and an attacker's 1,000-deep tree must not cost unbounded time.
 MAX_MIME_DEPTH = 32
+# Messages declaring more parts than this are not walked at all (see _declared_parts).
+MAX_DECLARED_PARTS = 256
+TOO_MANY_PARTS = (
+    f"more than {MAX_DECLARED_PARTS} MIME parts declared; the body is kept in the raw message only"
+)
+MAX_DEFECTS = 50
 
 
 class _Bodies:
@@ -40,18 +48,35 @@ def _codec_name(charset: str) -> str:
 
 
 def _decode_text(part: Message, bodies: _Bodies) -> str:
+    """The part's text: never raises, never returns what a database refuses. The sender
+    names the codec: a NUL in the name (ValueError), "base64" (no text codec: LookupError)
+    or "undefined" (UnicodeError) used to fail the whole MIME walk and lose every body and
+    attachment; "punycode" (and "idna", which uses it) decodes in quadratic time; "utf-7"
+    and the escape codecs give unpaired surrogates, which PostgreSQL, SQLite and nh3 refuse.
+    """
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
-    charset = _charset(part)
+    charset, text = "its declared charset", None
     try:
-        return clean_text(data.decode(charset))
-    except UnicodeDecodeError:
+        charset = _charset(part)
+        if charset not in ("idna", "punycode"):
+            text = data.decode(charset)
+    except (UnicodeError, LookupError, ValueError):
+        text = None
+    if text is None:
         bodies.defects.append(f"body not valid {charset}; undecodable bytes replaced")
         # Mislabelled 8-bit text is most often UTF-8 or Windows-1252.
         try:
-            return clean_text(data.decode("utf-8"))
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
-            return clean_text(data.decode("cp1252", "replace"))
+            text = data.decode("cp1252", "replace")
+    elif not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a UTF-16 round trip pairs what pairs, U+FFFD the rest
+            bodies.defects.append(f"body in {charset} has unpaired surrogates; replaced")
+            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return clean_text(text)
 
 
 def _filename(part: Message) -> str | None:
@@ -110,6 +135,11 @@ def _leaf(part: Message, bodies: _Bodies) -> None:
         bodies.attachments.append(_attachment(part, payload if isinstance(payload, bytes) else b""))
 
 
+def describe(defect: object) -> str:
+    """A parser defect in words: the email package's defect classes carry no message."""
+    return str(defect) or type(defect).__name__
+
+
 def _walk(part: Message, bodies: _Bodies, depth: int) -> None:
     if depth > MAX_MIME_DEPTH:
         bodies.defects.append(f"MIME nesting deeper than {MAX_MIME_DEPTH}; rest kept in raw only")
@@ -128,6 +158,9 @@ def _walk(part: Message, bodies: _Bodies, depth: int) -> None:
                 _walk(child, bodies, depth + 1)
         return
     _leaf(part, bodies)
+    # After _leaf: decoding a payload (bad base64) adds its defect to the part then.
+    if depth and part.defects and len(bodies.defects) < MAX_DEFECTS:
+        bodies.defects += [describe(d) for d in part.defects[:5]]
 
 
 # A field line as the feed parser recognises it: printable ASCII except ":" for the name.
@@ -191,11 +224,31 @@ def _load(raw: bytes, *, fast: bool = True) -> tuple[Message, list[str]]:
     leaf = _single_part(raw) if fast else None
     if leaf is not None:
         return leaf, []
+    if _declared_parts(raw) > MAX_DECLARED_PARTS:
+        return _headers_only(raw), [TOO_MANY_PARTS]
     try:
         return email.message_from_bytes(raw, policy=policy.compat32), []
+    except RecursionError:
+        return _headers_only(raw), [TOO_MANY_PARTS]
     except Exception as exc:  # noqa: BLE001 - try the other policy before giving up
         modern = email.message_from_bytes(raw, policy=policy.default)
         return modern, [f"compat32 parser failed ({type(exc).__name__}); policy.default used"]
+
+
+def _declared_parts(raw: bytes) -> int:
+    """How many multipart boundaries and embedded messages the message declares: a cheap
+    bound on its MIME tree, read before the parser, which recurses once per level (a
+    1,000-deep tree raised RecursionError after 40 s)."""
+    lowered = raw.lower()
+    return lowered.count(b"boundary=") + lowered.count(b"message/rfc822")
+
+
+def _headers_only(raw: bytes) -> Message:
+    """The header section alone; the body stays in the raw message, unread."""
+    message = email.parser.BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
+    message.set_payload("")
+    message.set_type("text/plain")
+    return message
 
 
 def _read_bodies(message: Message, raw: bytes) -> _Bodies:
@@ -233,9 +286,22 @@ def parse_message(raw: bytes, *, fast: bool = True) -> ParsedMessage:
         cc=headers.addresses("Cc"),
         date=headers.date(),
         text_body=bodies.text,
-        html_body=bodies.html,
+        html_body=safe_html(bodies.html) if bodies.html is not None else None,
         attachments=tuple(bodies.attachments),
         defects=tuple(
-            defects + headers.defects + bodies.defects + [str(d) for d in message.defects][:20]
+            defects
+            + headers.defects
+            + bodies.defects[:MAX_DEFECTS]
+            + [describe(d) for d in message.defects][:20]
         ),
+        content_type=_top_content_type(message),
+        header_fields=headers.rule_fields(),
+        auth_results=headers.authentication_results(),
     )
+
+
+def _top_content_type(message: Message) -> str:
+    try:
+        return clean_text(message.get_content_type())
+    except Exception:  # noqa: BLE001 - a broken Content-Type reads as the RFC 2045 default
+        return "text/plain"

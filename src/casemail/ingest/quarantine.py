@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from casemail.db.models import Channel, InboundReceipt, QuarantineEntry
 from casemail.db.types import utcnow
+from casemail.ingest.notify import notify_quarantine
 
 
 def quarantine(
@@ -29,4 +30,5 @@ def quarantine(
     receipt.processed_at = now
     receipt.claimed_until = None
     session.flush()
+    notify_quarantine(session, channel, entry)
     return entry

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from casemail.db.blobs import put_blobs
 from casemail.db.engine import Database
-from casemail.db.models import InboundReceipt
-from casemail.db.types import utcnow
+from casemail.db.models import ADDRESS_LEN, HEADER_LEN, InboundReceipt
+from casemail.db.types import clip, utcnow
 from casemail.db.upsert import insert_ignore_returning
 from casemail.ingest.hashing import content_hash, dedupe_key
 from casemail.ingest.headers import message_ids
@@ -121,12 +121,12 @@ def _row(
     return {
         "channel_id": channel_id,
         "source": source.kind,
-        "envelope_from": source.envelope_from,
+        "envelope_from": clip(source.envelope_from, ADDRESS_LEN),
         "envelope_to": list(source.envelope_to),
-        "peer": source.peer,
+        "peer": clip(source.peer, 100),
         "raw_sha256": raw_sha,
         "size": len(raw),
-        "message_id": message_id,
+        "message_id": clip(message_id, HEADER_LEN),
         "content_hash": digest,
         "dedupe_key": key,
         "state": "received",

@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
-from casemail.db.models import Case, Channel, Contact, Message
-from casemail.db.types import utcnow
+from casemail.channels.addresses import base_address
+from casemail.db.models import ADDRESS_LEN, HEADER_LEN, Case, Channel, Contact, Message
+from casemail.db.types import clip, utcnow
 from casemail.db.upsert import insert_ignore_returning
 from casemail.ingest.types import Address, ClaimedReceipt, ParsedMessage, RuleHit
 
@@ -22,51 +23,69 @@ NO_SUBJECT = "(no subject)"
 KEYS_PER_QUERY = 250  # (company, email) pairs per IN (...) list
 
 
+def sender_key(email: str) -> str:
+    """The sender as contacts and the rate limit know it: lower case, without a +tag
+    (RFC 5233 subaddress), so ``Ann+orders@Example.com`` is ``ann@example.com``."""
+    return base_address(email.strip())
+
+
 def contact_key(company_id: int, sender: Address) -> tuple[int, str]:
-    return company_id, sender.email.strip().lower()
+    return company_id, clip(sender_key(sender.email), ADDRESS_LEN) or ""
 
 
 class ContactBook:
-    """The contacts of a batch's senders: created where missing, read with one query.
+    """The contacts of a batch's senders: created where missing (unless the channel takes
+    known senders only), read with one query.
 
     Created with ``INSERT … ON CONFLICT DO NOTHING``, so two workers meeting the same new
     sender never fail on the unique (company, email) constraint.
     """
 
-    def __init__(self, contacts: dict[tuple[int, str], Contact]) -> None:
+    def __init__(self, contacts: dict[tuple[int, str], Contact], created: set[int]) -> None:
         self._contacts = contacts
+        self._created = created
 
     @classmethod
-    def load(cls, session: Session, senders: list[tuple[int, Address]]) -> ContactBook:
-        rows = {
-            contact_key(company_id, sender): {
-                "company_id": company_id,
-                "email": contact_key(company_id, sender)[1],
-                "name": sender.name,
+    def load(
+        cls, session: Session, senders: list[tuple[int, Address]], *, create: set[tuple[int, str]]
+    ) -> ContactBook:
+        """``create``: the (company, sender key) pairs that may become new contacts."""
+        keys = list(dict.fromkeys(contact_key(company, sender) for company, sender in senders))
+        names = {contact_key(company, sender): sender.name for company, sender in senders}
+        rows = [
+            {
+                "company_id": key[0],
+                "email": key[1],
+                "name": clip(names[key], HEADER_LEN),
                 "created_at": utcnow(),
             }
-            for company_id, sender in senders
-        }
-        insert_ignore_returning(
+            for key in keys
+            if key in create
+        ]
+        inserted = insert_ignore_returning(
             session,
             Contact.__table__,  # type: ignore[arg-type]
             conflict=["company_id", "email"],
-            rows=list(rows.values()),
+            rows=rows,
             returning=(Contact.id,),
         )
-        keys = list(rows)
         contacts: dict[tuple[int, str], Contact] = {}
         for start in range(0, len(keys), KEYS_PER_QUERY):
             chunk = keys[start : start + KEYS_PER_QUERY]
             query = select(Contact).where(tuple_(Contact.company_id, Contact.email).in_(chunk))
             contacts.update(((c.company_id, c.email), c) for c in session.scalars(query))
-        return cls(contacts)
+        return cls(contacts, {row.id for row in inserted})
 
-    def contact_for(self, company_id: int, sender: Address) -> Contact:
-        contact = self._contacts[contact_key(company_id, sender)]
-        if sender.name and not contact.name:
-            contact.name = sender.name
+    def contact_for(self, company_id: int, sender: Address) -> Contact | None:
+        contact = self._contacts.get(contact_key(company_id, sender))
+        if contact is not None and sender.name and not contact.name:
+            contact.name = clip(sender.name, HEADER_LEN)
         return contact
+
+    def known_before(self, contact: Contact | None) -> bool:
+        """The contact existed before this batch (an earlier message of the batch that
+        created it counts as new: the channel did not know the sender)."""
+        return contact is not None and contact.id not in self._created
 
 
 @dataclass
@@ -80,6 +99,9 @@ class NewCase:
     subject: str
     status: str
     created_at: datetime
+    team_id: int | None = None
+    linked_case_id: int | None = None
+    fields: dict[str, str] | None = None
     id: int | None = None
     deleted_at: datetime | None = None
 
@@ -90,6 +112,9 @@ class NewCase:
             "contact_id": self.contact_id,
             "subject": self.subject,
             "status": self.status,
+            "team_id": self.team_id,
+            "linked_case_id": self.linked_case_id,
+            "fields": self.fields or {},
             "created_at": self.created_at,
             "updated_at": self.created_at,
             "last_message_at": self.created_at,
@@ -99,7 +124,15 @@ class NewCase:
 AnyCase = Case | NewCase
 
 
-def new_case(channel: Channel, parsed: ParsedMessage, contact: Contact, *, status: str) -> NewCase:
+def new_case(
+    channel: Channel,
+    parsed: ParsedMessage,
+    contact: Contact,
+    *,
+    status: str,
+    team_id: int | None,
+    linked_case_id: int | None,
+) -> NewCase:
     return NewCase(
         company_id=channel.company_id,
         channel_id=channel.id,
@@ -107,6 +140,8 @@ def new_case(channel: Channel, parsed: ParsedMessage, contact: Contact, *, statu
         subject=parsed.subject or NO_SUBJECT,
         status=status,
         created_at=utcnow(),
+        team_id=team_id,
+        linked_case_id=linked_case_id,
     )
 
 
@@ -126,7 +161,13 @@ def _addresses(addresses: tuple[Address, ...]) -> list[dict[str, str | None]]:
 
 
 def message_row(
-    *, case: AnyCase, receipt: ClaimedReceipt, parsed: ParsedMessage, hits: tuple[RuleHit, ...]
+    *,
+    case: AnyCase,
+    receipt: ClaimedReceipt,
+    parsed: ParsedMessage,
+    hits: tuple[RuleHit, ...],
+    classification: str,
+    reports_on_outbox_id: int | None = None,
 ) -> dict[str, Any]:
     """The ``messages`` row of an inbound message; an existing case is marked as just
     written to (a new one was inserted with that time)."""
@@ -139,12 +180,12 @@ def message_row(
         "channel_id": receipt.channel_id,
         "inbound_id": receipt.id,
         "direction": "inbound",
-        "message_id": parsed.message_id,
-        "in_reply_to": parsed.in_reply_to,
+        "message_id": clip(parsed.message_id, HEADER_LEN),
+        "in_reply_to": clip(parsed.in_reply_to, HEADER_LEN),
         "references": list(parsed.references),
         "subject": parsed.subject,
-        "from_address": parsed.sender.email if parsed.sender else None,
-        "from_name": parsed.sender.name if parsed.sender else None,
+        "from_address": clip(parsed.sender.email, ADDRESS_LEN) if parsed.sender else None,
+        "from_name": clip(parsed.sender.name, HEADER_LEN) if parsed.sender else None,
         "to_addresses": _addresses(parsed.to),
         "cc_addresses": _addresses(parsed.cc),
         "sent_at": parsed.date,
@@ -154,6 +195,9 @@ def message_row(
         "rule_hits": [h.as_dict() for h in hits],
         "parse_defects": list(parsed.defects),
         "created_at": now,
+        "classification": classification,
+        "sender_key": clip(sender_key(parsed.sender.email), ADDRESS_LEN) if parsed.sender else None,
+        "reports_on_outbox_id": reports_on_outbox_id,
     }
 
 
@@ -171,11 +215,11 @@ def attachment_rows(
     return [
         {
             "message_pk": message_pk,
-            "filename": part.filename,
-            "content_type": part.content_type,
+            "filename": clip(part.filename, HEADER_LEN),
+            "content_type": clip(part.content_type, 255),
             "size": len(part.data),
             "sha256": digest,
-            "content_id": part.content_id,
+            "content_id": clip(part.content_id, HEADER_LEN),
             "inline": part.inline,
         }
         for part, digest in zip(parsed.attachments, digests, strict=True)

@@ -1,9 +1,13 @@
 """Stage: find the case a message belongs to.
 
-Order: In-Reply-To, then References from newest to oldest (RFC 5322 section 3.6.4), against
-every Message-ID we stored or sent; then the subject tag ``[<prefix> #<id>]``, trusted only
-when the sender is from the case contact's domain, so a stranger cannot write into a case
-by guessing its number.
+Order: the signed reply token in a recipient address (``support+c42x…@``, the Reply-To of
+mail we send); In-Reply-To, then References from newest to oldest (RFC 5322 section
+3.6.4), against every Message-ID we stored or sent (for a bounce, the Message-ID of the
+message it returns comes first); the subject tag ``[<prefix> #<id>]``, trusted only when
+the sender is from the case contact's domain or the domain of the case's channel, and the
+case belongs to the channel's team, so a stranger cannot write into a case by guessing its
+number; last, the signed hidden marker ``[ref:c42x…]`` quoted from mail we sent, for
+providers that rewrite Message-IDs.
 
 The database is read once per batch (``ThreadLookups.load``); the messages of a batch are
 then threaded in order, each one remembered, so a reply later in the batch finds the case
@@ -21,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from casemail.channels.addresses import domain_of
 from casemail.db.models import Case, Channel, Message, OutboxEntry
+from casemail.identity import Identity, subject_tag_pattern
 from casemail.ingest.store import AnyCase, NewCase
 from casemail.ingest.types import ParsedMessage, RuleHit
 
@@ -32,6 +37,41 @@ _MAX_CASE_ID = 2**31 - 1
 class ThreadMatch:
     case: AnyCase | None
     hits: tuple[RuleHit, ...]
+    # A case the message names but may not join (another team's subject tag): a new case
+    # opened for the message is linked to it.
+    linked: AnyCase | None = None
+
+
+@dataclass(frozen=True)
+class ThreadKeys:
+    """What one message offers for threading, read once per message."""
+
+    channel: Channel
+    parsed: ParsedMessage
+    token_case_id: int | None = None
+    marker_case_id: int | None = None
+    returned_ids: tuple[str, ...] = ()  # a bounce: the Message-IDs of the returned message
+    team_id: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        channel: Channel,
+        parsed: ParsedMessage,
+        *,
+        identity: Identity,
+        recipients: tuple[str, ...],
+        returned_ids: tuple[str, ...] = (),
+        team_id: int | None = None,
+    ) -> ThreadKeys:
+        token = next(
+            (case for a in recipients if (case := identity.case_in_address(a)) is not None), None
+        )
+        marker = identity.case_in_text(parsed.text_body) or identity.case_in_text(parsed.html_body)
+        return cls(channel, parsed, token, marker, returned_ids, team_id)
+
+    def referenced_ids(self) -> list[str]:
+        return list(dict.fromkeys(list(self.returned_ids) + referenced_ids(self.parsed)))[:100]
 
 
 def referenced_ids(parsed: ParsedMessage) -> list[str]:
@@ -39,10 +79,6 @@ def referenced_ids(parsed: ParsedMessage) -> list[str]:
         reversed(parsed.references)
     )
     return list(dict.fromkeys(ordered))[:100]
-
-
-def subject_tag_pattern(prefix: str) -> re.Pattern[str]:
-    return re.compile(r"\[\s*" + re.escape(prefix) + r"\s*#\s*(\d{1,12})\s*\]", re.IGNORECASE)
 
 
 def _tag(channel: Channel, parsed: ParsedMessage) -> re.Match[str] | None:
@@ -63,9 +99,9 @@ class ThreadLookups:
     new_case_of_message_id: dict[str, NewCase] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, session: Session, batch: list[tuple[Channel, ParsedMessage]]) -> ThreadLookups:
+    def load(cls, session: Session, batch: list[ThreadKeys]) -> ThreadLookups:
         lookups = cls()
-        ids = list(dict.fromkeys(i for _, parsed in batch for i in referenced_ids(parsed)))
+        ids = list(dict.fromkeys(i for keys in batch for i in keys.referenced_ids()))
         for chunk in _chunks(ids):
             sent = select(OutboxEntry.message_id, OutboxEntry.case_id).where(
                 OutboxEntry.message_id.in_(chunk), OutboxEntry.case_id.is_not(None)
@@ -79,12 +115,13 @@ class ThreadLookups:
                     (mid, case_id) for mid, case_id in session.execute(query) if mid
                 )
         case_ids = set(lookups.case_of_message_id.values())
-        for channel, parsed in batch:
-            match = _tag(channel, parsed)
-            if match is not None and int(match.group(1)) <= _MAX_CASE_ID:
-                # Case ids are 32-bit: PostgreSQL refuses a larger one in the lookup
-                # ("integer out of range"), which used to fail the whole message.
-                case_ids.add(int(match.group(1)))
+        for keys in batch:
+            match = _tag(keys.channel, keys.parsed)
+            named = [keys.token_case_id, keys.marker_case_id]
+            named.append(int(match.group(1)) if match is not None else None)
+            # Case ids are 32-bit: PostgreSQL refuses a larger one in the lookup ("integer
+            # out of range"), which used to fail the whole message.
+            case_ids.update(i for i in named if i is not None and i <= _MAX_CASE_ID)
         if case_ids:
             found = session.scalars(select(Case).where(Case.id.in_(case_ids))).unique()
             lookups.cases = {case.id: case for case in found}
@@ -104,30 +141,60 @@ class ThreadLookups:
             case: AnyCase | None = self.new_case_of_message_id.get(mid)
             if case is None and mid in self.case_of_message_id:
                 case = self.cases.get(self.case_of_message_id[mid])
-            # A deleted case is hidden: mail threaded onto it would vanish from view, so a
-            # reply to it opens a new case instead.
-            if case is not None and case.company_id == company_id and case.deleted_at is None:
+            if _visible(case, company_id):
                 return case
         return None
 
-    def _by_subject_tag(self, channel: Channel, parsed: ParsedMessage) -> ThreadMatch:
+    def _signed(self, company_id: int, case_id: int | None) -> AnyCase | None:
+        case = self.cases.get(case_id) if case_id is not None else None
+        return case if _visible(case, company_id) else None
+
+    def _by_subject_tag(self, keys: ThreadKeys) -> ThreadMatch:
+        channel, parsed = keys.channel, keys.parsed
         match = _tag(channel, parsed)
         if match is None:
             return ThreadMatch(None, ())
         case = self.cases.get(int(match.group(1)))
         tag = match.group(0)
-        if case is None or case.company_id != channel.company_id or case.deleted_at is not None:
+        if not _visible(case, channel.company_id):
             return ThreadMatch(None, (RuleHit("subject-tag-unknown", f"{tag}: no such case"),))
+        assert isinstance(case, Case)
+        if case.team_id is not None and case.team_id != keys.team_id:
+            detail = f"{tag} is another team's case; a new case is linked to it"
+            return ThreadMatch(None, (RuleHit("subject-tag-other-team", detail),), linked=case)
         sender_domain = domain_of(parsed.sender.email) if parsed.sender else ""
-        contact_domain = domain_of(case.contact.email) if case.contact else ""
-        if sender_domain and sender_domain == contact_domain:
+        trusted = {domain_of(case.contact.email) if case.contact else "", _channel_domain(case)}
+        if sender_domain and sender_domain in trusted:
             hit = RuleHit("thread-subject-tag", f"{tag} from {sender_domain}")
             return ThreadMatch(case, (hit,))
         detail = f"{tag} ignored: sender domain {sender_domain!r} is not the case contact's"
         return ThreadMatch(None, (RuleHit("subject-tag-untrusted", detail),))
 
-    def find_case(self, channel: Channel, parsed: ParsedMessage) -> ThreadMatch:
-        case = self._by_message_ids(channel.company_id, referenced_ids(parsed))
+    def find_case(self, keys: ThreadKeys) -> ThreadMatch:
+        company_id = keys.channel.company_id
+        case = self._signed(company_id, keys.token_case_id)
+        if case is not None:
+            return ThreadMatch(case, (RuleHit("thread-reply-token", "reply address token"),))
+        case = self._by_message_ids(company_id, keys.referenced_ids())
         if case is not None:
             return ThreadMatch(case, (RuleHit("thread-references", "In-Reply-To/References"),))
-        return self._by_subject_tag(channel, parsed)
+        by_tag = self._by_subject_tag(keys)
+        if by_tag.case is not None:
+            return by_tag
+        case = self._signed(company_id, keys.marker_case_id)
+        if case is not None:
+            hit = RuleHit("thread-marker", "case marker quoted from our mail")
+            return ThreadMatch(case, (*by_tag.hits, hit))
+        return by_tag
+
+
+def _visible(case: AnyCase | None, company_id: int) -> bool:
+    # A deleted case is hidden: mail threaded onto it would vanish from view, so a reply to
+    # it opens a new case instead.
+    return case is not None and case.company_id == company_id and case.deleted_at is None
+
+
+def _channel_domain(case: Case) -> str:
+    """The domain the case's channel receives mail at: the agents' own domain."""
+    channel = case.channel
+    return domain_of(channel.address) if channel is not None else ""

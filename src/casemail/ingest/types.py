@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 SourceKind = Literal["smtp", "imap", "pop3", "cli", "api"]
-Outcome = Literal["created", "appended", "quarantined", "duplicate", "pending"]
+Outcome = Literal[
+    "created", "appended", "quarantined", "discarded", "rejected", "duplicate", "pending"
+]
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,12 @@ class ParsedMessage:
     html_body: str | None
     attachments: tuple[ParsedAttachment, ...]
     defects: tuple[str, ...]
+    # The top-level media type, lower case ("multipart/report" marks a DSN, RFC 3464).
+    content_type: str = "text/plain"
+    # The header fields the rules read (``RULE_HEADERS`` and every ``X-Casemail-*``), by
+    # lower-case name, first occurrence, decoded; ``Authentication-Results`` may repeat.
+    header_fields: Mapping[str, str] = field(default_factory=dict)
+    auth_results: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,3 +91,4 @@ class ClaimedReceipt:
     channel_id: int
     raw_sha256: str
     archive: bool
+    envelope_to: tuple[str, ...] = ()

@@ -9,8 +9,10 @@ from collections.abc import Callable
 from casemail.bootstrap import AppContext
 from casemail.workers.jobs import purge_quarantine, reprocess_pending
 from casemail.workers.mailboxes import poll_mailboxes
+from casemail.workers.outbox import run_outbox
 
 log = logging.getLogger("casemail.workers")
+OUTBOX_STOP_GRACE_SECONDS = 10.0
 
 
 def _jobs(ctx: AppContext) -> list[tuple[str, Callable[[], int]]]:
@@ -22,10 +24,17 @@ def _jobs(ctx: AppContext) -> list[tuple[str, Callable[[], int]]]:
 
 async def run_workers(ctx: AppContext, stop: asyncio.Event) -> None:
     mailboxes = asyncio.create_task(poll_mailboxes(ctx, stop))
+    outbox = asyncio.create_task(run_outbox(ctx, stop))
     try:
         await _run_periodic(ctx, stop)
     finally:
         await mailboxes
+        try:
+            # A send in progress may finish; one waiting minutes for a silent server is cut
+            # off, and its claim expiring later sends it again (marked maybe_duplicate).
+            await asyncio.wait_for(outbox, timeout=OUTBOX_STOP_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("outbox sender stopped while sending; its claims expire and retry")
 
 
 async def _run_periodic(ctx: AppContext, stop: asyncio.Event) -> None:

@@ -1,0 +1,1 @@
+"""HTML made safe to show: for inbound bodies (ingest) and agents' mail (outbound) alike."""

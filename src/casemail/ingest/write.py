@@ -1,0 +1,178 @@
+"""Stage: store. Write the cases, messages and attachments of a batch's messages that made
+or joined a case, with batched statements, and queue their acknowledgements.
+
+A bounce that reports on one of our outbound messages marks that message ``error`` with the
+reason in plain words (RFC 3464 status and diagnostic) and is kept on the same case.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from casemail.db.blobs import put_blobs
+from casemail.db.models import Attachment, Case, InboundReceipt, OutboxEntry
+from casemail.db.types import utcnow
+from casemail.identity import Identity
+from casemail.ingest import notify
+from casemail.ingest.dsn import BounceReport
+from casemail.ingest.outcomes import ARCHIVED, Work
+from casemail.ingest.store import (
+    NewCase,
+    attachment_rows,
+    insert_cases,
+    insert_messages,
+    message_row,
+)
+from casemail.ingest.types import IngestResult, RuleHit
+
+log = logging.getLogger("casemail.ingest")
+
+
+def write_batch(session: Session, work: list[Work], identity: Identity) -> dict[int, IngestResult]:
+    """Write the cases, messages and attachments of the items that made or joined a case."""
+    kept = [item for item in work if item.case is not None]
+    # Only the message that opened a case inserts it: replies later in the batch point at
+    # the same NewCase, which must not be inserted once per reply.
+    new_cases = [item.case for item in kept if item.created and isinstance(item.case, NewCase)]
+    insert_cases(session, new_cases)
+    _link_new_cases(session, kept)
+    reported = _bounced_outbox(session, kept)
+    rows = []
+    for item in kept:
+        assert item.case is not None
+        _acknowledge(session, item, identity)
+        if item.created:
+            item.hits += (RuleHit("create-case", f"new case #{item.case.id}"),)
+            if item.receipt.archive:
+                item.hits += (ARCHIVED,)
+        rows.append(
+            message_row(
+                case=item.case,
+                receipt=item.receipt,
+                parsed=item.parsed,
+                hits=item.hits,
+                classification=item.classification.kind,
+                reports_on_outbox_id=reported.get(item.receipt.id),
+            )
+        )
+    message_of = insert_messages(session, rows) if rows else {}
+    _attachments(session, kept, message_of)
+    _mark_done(session, [item.receipt.id for item in kept])
+    session.flush()
+    return {item.receipt.id: _result(item) for item in work}
+
+
+def _link_new_cases(session: Session, kept: list[Work]) -> None:
+    """New cases linked to a case opened earlier in the same batch get its id now."""
+    for item in kept:
+        linked = item.route.linked if item.route else None
+        if item.created and isinstance(linked, NewCase) and isinstance(item.case, NewCase):
+            session.execute(
+                update(Case).where(Case.id == item.case.id).values(linked_case_id=linked.id)
+            )
+
+
+def _bounced_outbox(session: Session, kept: list[Work]) -> dict[int, int]:
+    """Mark the outbound messages that failed bounces report on; returns outbox id by
+    inbound id, for the bounce's own history entry."""
+    bounces = [
+        item
+        for item in kept
+        if item.classification.bounce is not None and item.classification.bounce.failed
+    ]
+    ids = {i for item in bounces for i in item.classification.bounce.original_message_ids}  # type: ignore[union-attr]
+    if not ids:
+        return {}
+    entries = session.scalars(select(OutboxEntry).where(OutboxEntry.message_id.in_(ids)))
+    by_message_id = {entry.message_id: entry for entry in entries}
+    reported: dict[int, int] = {}
+    for item in bounces:
+        report = item.classification.bounce
+        assert report is not None
+        entry = next(
+            (by_message_id[i] for i in report.original_message_ids if i in by_message_id), None
+        )
+        if entry is None:
+            continue
+        if not _reports_a_recipient(report, entry):
+            # Anyone can quote one of our Message-IDs in a made-up bounce: only a report on
+            # an address the message was really sent to may mark it failed.
+            item.hits += (RuleHit("bounce-foreign", f"outbox #{entry.id}: not its recipient"),)
+            continue
+        entry.state = "error"
+        entry.last_error = f"Bounced: {report.reason()}"
+        entry.updated_at = utcnow()
+        reported[item.receipt.id] = entry.id
+        item.hits += (RuleHit("bounce-marks-failed", f"outbox #{entry.id} marked failed"),)
+    return reported
+
+
+def _attachments(session: Session, kept: list[Work], message_of: dict[int, int]) -> None:
+    parts = [part.data for item in kept for part in item.parsed.attachments]
+    digests = iter(put_blobs(session, parts)) if parts else iter(())
+    rows = []
+    for item in kept:
+        item.message_pk = message_of[item.receipt.id]
+        mine = [next(digests) for _ in item.parsed.attachments]
+        rows += attachment_rows(item.message_pk, item.parsed, mine)
+    if rows:
+        session.execute(insert(Attachment.__table__), rows)  # type: ignore[arg-type]
+
+
+def _mark_done(session: Session, inbound_ids: list[int]) -> None:
+    if not inbound_ids:
+        return
+    table: Table = InboundReceipt.__table__  # type: ignore[assignment]
+    done = (
+        update(table)
+        .where(table.c.id == bindparam("done_id"))
+        .values(
+            state="done", processed_at=bindparam("done_at"), claimed_until=None, last_error=None
+        )
+    )
+    now = utcnow()
+    session.execute(done, [{"done_id": i, "done_at": now} for i in inbound_ids])
+
+
+def _acknowledge(session: Session, item: Work, identity: Identity) -> None:
+    wanted = item.rules.acknowledge_new_cases and item.created and not item.receipt.archive
+    if not wanted or item.classification.kind != "normal" or item.case is None:
+        return
+    assert item.case.id is not None
+    notify.acknowledge(
+        session,
+        identity=identity,
+        channel=item.channel,
+        case_id=item.case.id,
+        sender=item.sender,
+        subject=item.parsed.subject,
+        in_reply_to=item.parsed.message_id,
+    )
+    item.hits += (RuleHit("acknowledged", f"acknowledgement queued to {item.sender.email}"),)
+
+
+def _result(item: Work) -> IngestResult:
+    if item.result is not None:
+        return item.result
+    assert item.case is not None
+    assert item.case.id is not None
+    assert item.message_pk is not None
+    outcome = "created" if item.created else "appended"
+    log.info("inbound %s: %s case #%s", item.receipt.id, outcome, item.case.id)
+    return IngestResult(
+        outcome,  # type: ignore[arg-type]
+        item.receipt.id,
+        case_id=item.case.id,
+        message_pk=item.message_pk,
+        rule_hits=item.hits,
+    )
+
+
+def _reports_a_recipient(report: BounceReport, entry: OutboxEntry) -> bool:
+    sent_to = {str(a).strip().lower() for a in entry.recipients}
+    failed = {r.address.strip().lower() for r in report.recipients if r.action == "failed"}
+    # A plain-text bounce may name no address at all; then the Message-ID has to do.
+    return not failed or bool(sent_to & failed)
