@@ -64,6 +64,13 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(8025, ge=0, le=65535)
+    public_url: str | None = Field(
+        None,
+        description=(
+            "The address browsers reach casemail at, for the OAuth2 redirect URI; "
+            "default http://<http_host>:<http_port>."
+        ),
+    )
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(2525, ge=0, le=65535)
@@ -158,6 +165,10 @@ class Settings(BaseSettings):
         if self.allow_private_hosts is not None:
             return self.allow_private_hosts
         return self.environment == "development"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

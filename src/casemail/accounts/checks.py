@@ -18,6 +18,7 @@ from casemail.accounts.service import stored_secrets
 from casemail.bootstrap import AppContext
 from casemail.db.models import Account
 from casemail.db.types import utcnow
+from casemail.oauth.tokens import TokenError, ensure_access_token
 
 log = logging.getLogger("casemail.accounts")
 
@@ -62,9 +63,21 @@ def record(ctx: AppContext, account_id: int, outcome: TestOutcome) -> None:
     )
 
 
+async def _token_problem(
+    ctx: AppContext, account_id: int, direction: Direction
+) -> TestOutcome | None:
+    """An OAuth2 account is tested with a fresh access token, as the workers would log in."""
+    try:
+        await asyncio.to_thread(ensure_access_token, ctx.db, ctx.keys, account_id)
+    except TokenError as exc:
+        return TestOutcome(ok=False, direction=direction, message=str(exc), field="auth")
+    return None
+
+
 async def test_incoming(ctx: AppContext, account_id: int) -> TestOutcome:
-    endpoint, _ = _load(ctx, account_id, "incoming")
-    outcome = _refused_host(ctx, endpoint, "incoming")
+    outcome = await _token_problem(ctx, account_id, "incoming")
+    endpoint, _ = _load(ctx, account_id, "incoming")  # after: with the refreshed token
+    outcome = outcome or _refused_host(ctx, endpoint, "incoming")
     if outcome is None:
         outcome = await asyncio.to_thread(conntest.test_incoming, endpoint)
     record(ctx, account_id, outcome)
@@ -72,8 +85,9 @@ async def test_incoming(ctx: AppContext, account_id: int) -> TestOutcome:
 
 
 async def test_outgoing(ctx: AppContext, account_id: int, *, to: str) -> TestOutcome:
-    endpoint, sender = _load(ctx, account_id, "outgoing")
-    outcome = _refused_host(ctx, endpoint, "outgoing")
+    outcome = await _token_problem(ctx, account_id, "outgoing")
+    endpoint, sender = _load(ctx, account_id, "outgoing")  # after: with the refreshed token
+    outcome = outcome or _refused_host(ctx, endpoint, "outgoing")
     if outcome is None:
         outcome = await conntest.test_outgoing(endpoint, sender=sender, to=to)
     record(ctx, account_id, outcome)

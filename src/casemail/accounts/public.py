@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from casemail.accounts.schemas import AccountPublic, IncomingPublic, OutgoingPublic, TestRecord
+from casemail.accounts.schemas import (
+    AccountPublic,
+    IncomingPublic,
+    OAuthStatus,
+    OutgoingPublic,
+    TestRecord,
+)
 from casemail.db.models import Account
 from casemail.mailboxes.retention import removal_warning
 
@@ -63,6 +69,7 @@ def to_public(account: Account, secrets: dict[str, str]) -> AccountPublic:
         email=account.email,
         auth=account.auth_type,
         oauth_provider=account.oauth_provider,
+        oauth=_oauth_status(account, secrets),
         incoming=IncomingPublic(**incoming, has_password="incoming_password" in secrets)
         if incoming
         else None,
@@ -86,4 +93,17 @@ def to_public(account: Account, secrets: dict[str, str]) -> AccountPublic:
         warnings=warnings_for(account),
         created_at=account.created_at,
         updated_at=account.updated_at,
+    )
+
+
+def _oauth_status(account: Account, secrets: dict[str, str]) -> OAuthStatus | None:
+    if account.auth_type != "oauth2":
+        return None
+    return OAuthStatus(
+        state=account.oauth_state or "not-connected",
+        client_id=account.oauth_client_id,
+        expires_at=account.oauth_expires_at,
+        refreshed_at=account.oauth_refreshed_at,
+        error=account.oauth_error,
+        has_refresh_token="oauth_refresh_token" in secrets,
     )

@@ -16,7 +16,7 @@ from casemail.accounts.endpoint import AuthType, IncomingProtocol, Security, def
 from casemail.accounts.validation import check_address, check_folder, check_hostname
 
 Role = Literal["global", "system", "personal", "team"]
-OAuthProvider = Literal["microsoft", "google"]
+OAuthProvider = Literal["microsoft", "google", "generic"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Timeout = Annotated[float, Field(gt=0, le=600)]
 InitialImport = Literal["all", "archive", "from_now"]
@@ -143,6 +143,9 @@ class AccountCreate(_Strict):
     auth: AuthType = "password"
     oauth_provider: OAuthProvider | None = None
     oauth_token_ref: str | None = Field(None, max_length=200)
+    oauth_client: int | str | None = Field(
+        None, description="OAuth app registration (id or name); default: the provider's."
+    )
     incoming: IncomingConfig | None = None
     outgoing: OutgoingConfig | None = None
     incoming_active: bool | None = Field(None, description="Default: on when incoming is set.")
@@ -161,6 +164,7 @@ class AccountUpdate(_Strict):
     auth: AuthType | None = None
     oauth_provider: OAuthProvider | None = None
     oauth_token_ref: str | None = None
+    oauth_client: int | str | None = None
     incoming: dict[str, Any] | None = None
     outgoing: dict[str, Any] | None = None
     incoming_active: bool | None = None
@@ -189,6 +193,17 @@ class TestRecord(BaseModel):
     __test__ = False
 
 
+class OAuthStatus(BaseModel):
+    """Token health of an OAuth2 account (never a token)."""
+
+    state: str = Field(description="not-connected, connected or needs-reauthorisation")
+    client_id: int | None = Field(description="The OAuth app registration in use.")
+    expires_at: datetime | None = Field(description="When the current access token expires.")
+    refreshed_at: datetime | None
+    error: str | None = Field(description="Why it needs to be connected again, in plain words.")
+    has_refresh_token: bool
+
+
 class AccountPublic(BaseModel):
     id: int
     role: Role
@@ -199,6 +214,7 @@ class AccountPublic(BaseModel):
     email: str
     auth: AuthType
     oauth_provider: str | None
+    oauth: OAuthStatus | None
     incoming: IncomingPublic | None
     outgoing: OutgoingPublic | None
     incoming_active: bool
@@ -228,6 +244,17 @@ class TestResultPublic(BaseModel):
     details: dict[str, Any]
 
     __test__ = False
+
+
+class TakeOverRequest(_Strict):
+    from_account: int = Field(description="The account whose mailbox this one takes over.")
+
+
+class TakeOverResult(BaseModel):
+    account: AccountPublic
+    folders: int = Field(description="Folder records copied (UIDVALIDITY, last UID).")
+    items: int = Field(description="Fetched-message records copied (UIDs, UIDLs).")
+    channels: int = Field(description="Channels moved to this account.")
 
 
 class AutodetectRequest(_Strict):

@@ -21,6 +21,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from casemail.config import Settings
 
 KEY_FILE_NAME = "secret.key"
+ACCOUNTS = "accounts"
 
 
 class SecretsError(RuntimeError):
@@ -43,20 +44,26 @@ class KeyRing:
     def _fernet(self) -> MultiFernet:
         return MultiFernet([Fernet(k) for k in self.keys])
 
-    def encrypt(self, row_id: int, values: dict[str, str]) -> bytes:
-        payload = json.dumps({"row": row_id, "values": values}, sort_keys=True)
-        return self._fernet.encrypt(payload.encode())
+    def encrypt(self, row_id: int, values: dict[str, str], *, table: str = ACCOUNTS) -> bytes:
+        """``table`` binds the blob to its table as well as its row: an OAuth client's
+        secret copied onto the account with the same id is refused too. Account blobs
+        carry no table (they predate it), which reads as ``accounts``."""
+        bound: dict[str, object] = {"row": row_id, "values": values}
+        if table != ACCOUNTS:
+            bound["table"] = table
+        return self._fernet.encrypt(json.dumps(bound, sort_keys=True).encode())
 
-    def decrypt(self, row_id: int, token: bytes) -> dict[str, str]:
+    def decrypt(self, row_id: int, token: bytes, *, table: str = ACCOUNTS) -> dict[str, str]:
         try:
             payload = json.loads(self._fernet.decrypt(token))
         except InvalidToken as exc:
             raise SecretsError(
-                f"cannot decrypt the secrets of row {row_id}: none of the {len(self.keys)} "
-                f"key(s) from {self.source} fits (was the key replaced instead of rotated?)"
+                f"cannot decrypt the secrets of {table} row {row_id}: none of the "
+                f"{len(self.keys)} key(s) from {self.source} fits (was the key replaced "
+                "instead of rotated?)"
             ) from exc
-        if payload.get("row") != row_id:
-            raise SecretsError(f"the secrets stored on row {row_id} belong to another row")
+        if payload.get("row") != row_id or payload.get("table", ACCOUNTS) != table:
+            raise SecretsError(f"the secrets stored on {table} row {row_id} belong to another row")
         values: dict[str, str] = payload["values"]
         return values
 

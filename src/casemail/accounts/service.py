@@ -16,7 +16,7 @@ from casemail.accounts import rules
 from casemail.accounts.rules import AccountError
 from casemail.accounts.schemas import AccountCreate, AccountUpdate, IncomingConfig, OutgoingConfig
 from casemail.accounts.secrets import KeyRing
-from casemail.db.models import Account, OutboxEntry
+from casemail.db.models import Account, OAuthClient, OAuthFlow, OutboxEntry
 from casemail.db.types import utcnow
 from casemail.users.service import DEFAULT_COMPANY_ID, UserError, find_team, find_user
 
@@ -43,6 +43,8 @@ def create_account(
         auth_type=data.auth,
         oauth_provider=data.oauth_provider,
         oauth_token_ref=data.oauth_token_ref,
+        oauth_client_id=_oauth_client_id(session, data.oauth_client, data.oauth_provider),
+        oauth_state="not-connected" if data.auth == "oauth2" else None,
         settings=_settings(data.incoming, outgoing),
         incoming_active=_active(data.incoming_active, data.incoming),
         outgoing_active=_active(data.outgoing_active, outgoing),
@@ -69,7 +71,13 @@ def update_account(
     provider = data.oauth_provider or account.oauth_provider
     _check(auth, provider, email, incoming, outgoing, secrets)
     warnings = rules.check_hosts(incoming, outgoing, allow_private=allow_private)
-    changes = data.model_dump(exclude_unset=True, exclude={"incoming", "outgoing", "is_default"})
+    changes = data.model_dump(
+        exclude_unset=True, exclude={"incoming", "outgoing", "is_default", "oauth_client"}
+    )
+    if "oauth_client" in data.model_fields_set:
+        account.oauth_client_id = _oauth_client_id(session, data.oauth_client, provider)
+    if auth == "oauth2" and account.oauth_state is None:
+        account.oauth_state = "not-connected"
     for key, column in (("auth", "auth_type"),):
         if key in changes:
             changes[column] = changes.pop(key)
@@ -179,6 +187,23 @@ def _check(
     rules.check_send_as(email, outgoing)
 
 
+def _oauth_client_id(session: Session, ref: int | str | None, provider: str | None) -> int | None:
+    """The named OAuth app registration, which must be one of the account's provider."""
+    if ref is None:
+        return None
+    client = session.get(OAuthClient, ref) if isinstance(ref, int) or ref.isdigit() else None
+    if client is None and isinstance(ref, str):
+        client = session.scalar(select(OAuthClient).where(OAuthClient.name == ref))
+    if client is None:
+        raise AccountError(f"no OAuth client {ref}", field="oauth_client")
+    if client.provider != provider:
+        raise AccountError(
+            f"OAuth client {client.name!r} is for {client.provider}, not {provider}",
+            field="oauth_client",
+        )
+    return client.id
+
+
 def _default_scope(account: Account) -> list[Any]:
     if account.role == "personal":
         return [Account.role == "personal", Account.owner_user_id == account.owner_user_id]
@@ -264,12 +289,17 @@ def _require_active(account: Account) -> None:
 
 
 def reencrypt_all(session: Session, keys: KeyRing) -> int:
-    """Re-encrypt every account's secrets with the newest key; returns how many rows."""
-    count = 0
-    for account in session.scalars(select(Account).where(Account.secrets.is_not(None))):
-        assert account.secrets is not None
-        keys.decrypt(account.id, account.secrets)  # refuse to rotate a blob of another row
-        account.secrets = keys.rotate(account.secrets)
-        count += 1
+    """Re-encrypt every secret (accounts, OAuth clients, OAuth flows in progress) with the
+    newest key; returns how many rows."""
+    rows: list[Account | OAuthClient | OAuthFlow] = [
+        *session.scalars(select(Account).where(Account.secrets.is_not(None))),
+        *session.scalars(select(OAuthClient).where(OAuthClient.secrets.is_not(None))),
+        *session.scalars(select(OAuthFlow).where(OAuthFlow.secrets.is_not(None))),
+    ]
+    for row in rows:
+        assert row.secrets is not None
+        # Refuse to rotate a blob that belongs to another row.
+        keys.decrypt(row.id, row.secrets, table=row.__tablename__)
+        row.secrets = keys.rotate(row.secrets)
     session.flush()
-    return count
+    return len(rows)

@@ -17,6 +17,8 @@ from casemail.accounts.schemas import (
     AccountPublic,
     AccountUpdate,
     AutodetectRequest,
+    TakeOverRequest,
+    TakeOverResult,
     TestOutgoingRequest,
     TestResultPublic,
 )
@@ -26,6 +28,8 @@ from casemail.bootstrap import AppContext
 from casemail.db.models import Account
 from casemail.mailboxes.health import AccountHealth, account_health
 from casemail.mailboxes.runner import NotSyncable, build_job, reset_counter, sync_now
+from casemail.mailboxes.takeover import take_over_mailbox
+from casemail.oauth.tokens import TokenError
 
 router = APIRouter(
     prefix="/api/v1/accounts",
@@ -111,6 +115,23 @@ def make_default(account_id: int, ctx: Context, session: WriteSession) -> Accoun
     return _public(ctx, account)
 
 
+@router.post("/{account_id}/take-over", response_model=TakeOverResult)
+def take_over(
+    account_id: int, body: TakeOverRequest, ctx: Context, session: WriteSession
+) -> TakeOverResult:
+    """Continue another account's mailbox (the switch from password to OAuth2): its sync
+    records and channels move here, it stops fetching, nothing is fetched twice. Then test
+    this account, make it the default and deactivate the old one."""
+    account = _get(session, account_id)
+    done = take_over_mailbox(session, account, _get(session, body.from_account))
+    return TakeOverResult(
+        account=_public(ctx, account),
+        folders=done.folders,
+        items=done.items,
+        channels=done.channels,
+    )
+
+
 @router.delete("/{account_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_account(account_id: int, session: WriteSession) -> None:
     service.delete_account(session, _get(session, account_id))
@@ -153,7 +174,7 @@ def sync(account_id: int, ctx: Context) -> AccountHealth:
     follow the progress on /health."""
     try:
         build_job(ctx, account_id)  # says at once why it cannot sync
-    except NotSyncable as exc:
+    except (NotSyncable, TokenError) as exc:
         raise AccountError(str(exc), status=409) from exc
     sync_now(ctx.db, account_id)
     return health(account_id, ctx)

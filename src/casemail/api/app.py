@@ -9,7 +9,7 @@ from sqlalchemy import text
 from casemail import __version__
 from casemail.accounts.rules import AccountError
 from casemail.accounts.secrets import SecretsError
-from casemail.api import accounts, outbox, people
+from casemail.api import accounts, oauth, outbox, people
 from casemail.api.routes import router
 from casemail.api.schemas import Health
 from casemail.bootstrap import AppContext
@@ -30,6 +30,9 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(people.router)
     app.include_router(outbox.router)
+    app.include_router(oauth.clients_router)
+    app.include_router(oauth.connect_router)
+    app.include_router(oauth.callback_router)
     _error_handlers(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

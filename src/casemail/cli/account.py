@@ -21,6 +21,7 @@ from casemail.cli.common import context, emit_json, fail
 from casemail.db.models import Account
 from casemail.mailboxes.health import account_health
 from casemail.mailboxes.runner import NotSyncable, progress_printer, reset_counter, sync_account
+from casemail.mailboxes.takeover import take_over_mailbox
 
 app = typer.Typer(help="Mail accounts: servers and credentials of real mailboxes.")
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -91,6 +92,12 @@ def _print(account: AccountPublic) -> None:
             typer.echo(f"    initial import: {config.initial_import.replace('_', ' ')}")
         if test.message:
             typer.echo(f"    last test: {test.message}")
+    if account.oauth is not None:
+        expires = account.oauth.expires_at
+        expiry = f", token until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+        typer.echo(f"  oauth2: {account.oauth.state}{expiry}")
+        if account.oauth.error:
+            typer.secho(f"    {account.oauth.error}", fg=typer.colors.YELLOW)
     for warning in account.warnings:
         typer.secho(f"  warning: {warning}", fg=typer.colors.YELLOW)
 
@@ -217,6 +224,31 @@ def _change(account_id: int, action: str, as_json: bool) -> None:
     except AccountError as exc:
         fail(str(exc))
     emit_json(public) if as_json else _print(public)
+
+
+@app.command("take-over")
+def take_over(
+    account_id: int,
+    from_account: Annotated[int, typer.Option("--from", help="The account it replaces.")],
+    as_json: AsJson = False,
+) -> None:
+    """Continue another account's mailbox (e.g. password to OAuth2) without fetching twice."""
+    ctx = context()
+    try:
+        with ctx.db.write() as session:
+            account = _get(session, account_id)
+            done = take_over_mailbox(session, account, _get(session, from_account))
+            public = _public(ctx, account)
+    except AccountError as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json({"account": public, **done.__dict__})
+        return
+    typer.echo(
+        f"account #{account_id} took over the mailbox of #{from_account}: {done.folders} "
+        f"folder(s), {done.items} fetched message record(s), {done.channels} channel(s); "
+        f"#{from_account} no longer fetches"
+    )
 
 
 @app.command("deactivate")

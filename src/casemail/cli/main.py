@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from casemail.auth.tokens import create_token
-from casemail.cli import account, case, channel, keys, outbox, people
+from casemail.cli import account, case, channel, keys, oauth, outbox, people
 from casemail.cli.common import context
 from casemail.cli.inject import inject
 from casemail.db.migrate import current_revision
@@ -26,6 +26,7 @@ app.add_typer(people.users, name="user")
 app.add_typer(people.teams, name="team")
 app.add_typer(keys.app, name="keys")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(oauth.app, name="oauth")
 app.command("inject")(inject)
 app.command("send")(outbox.send)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)

@@ -328,6 +328,52 @@ def _default_index(name: str, columns: list[str], where: str) -> Index:
     )
 
 
+class OAuthClient(Base):
+    """An app registration at an OAuth2 provider (Microsoft Entra, Google Cloud, or any
+    provider given by its endpoints), for the whole installation (``company_id`` NULL) or
+    one company. The client secret lives only in ``secrets``, encrypted and bound to the
+    row. ``redirect_uri`` is exactly the one registered at the provider."""
+
+    __tablename__ = "oauth_clients"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(40))
+    client_id: Mapped[str] = mapped_column(String(400))
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    authorize_url: Mapped[str] = mapped_column(Text)
+    token_url: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<OAuthClient id={self.id} name={self.name!r} provider={self.provider}>"
+
+
+class OAuthFlow(Base):
+    """One authorization-code flow in progress (RFC 6749 section 4.1 with PKCE, RFC 7636).
+
+    Only a SHA-256 of ``state`` is kept (it is the callback's only credential); the PKCE
+    code verifier is in ``secrets``. A flow is good once, and for a few minutes.
+    """
+
+    __tablename__ = "oauth_flows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("oauth_clients.id"))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
 class Account(Base):
     """A real mailbox at a provider: incoming (IMAP/POP3) and/or outgoing (SMTP) settings.
 
@@ -363,6 +409,14 @@ class Account(Base):
     auth_type: Mapped[str] = mapped_column(String(20), default="password")
     oauth_provider: Mapped[str | None] = mapped_column(String(40))
     oauth_token_ref: Mapped[str | None] = mapped_column(String(200))
+    # OAuth2 (auth_type "oauth2"): the app registration used, and the token's health:
+    # "not-connected", "connected" or "needs-reauthorisation" (with the reason in plain
+    # words). The tokens themselves live only in ``secrets``.
+    oauth_client_id: Mapped[int | None] = mapped_column(ForeignKey("oauth_clients.id"))
+    oauth_state: Mapped[str | None] = mapped_column(String(30))
+    oauth_error: Mapped[str | None] = mapped_column(Text)
+    oauth_expires_at: Mapped[datetime | None] = mapped_column()
+    oauth_refreshed_at: Mapped[datetime | None] = mapped_column()
     incoming_active: Mapped[bool] = mapped_column(Boolean, default=False)
     outgoing_active: Mapped[bool] = mapped_column(Boolean, default=False)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -19,6 +19,7 @@ from casemail.db.engine import Database
 from casemail.db.models import Account, Channel, MailboxFolder, MailboxItem
 from casemail.db.types import utcnow
 from casemail.mailboxes.job import MailboxJob, Progress, SyncReport
+from casemail.oauth.tokens import TokenError, ensure_access_token
 
 log = logging.getLogger("casemail.mailboxes")
 
@@ -32,6 +33,9 @@ class NotSyncable(ValueError):
 def build_job(
     ctx: AppContext, account_id: int, *, on_progress: Any = None, batch_size: int = 500
 ) -> MailboxJob:
+    """The job with a login that works now: an OAuth2 access token is refreshed first if it
+    is about to expire (``TokenError`` when there is none to be had)."""
+    ensure_access_token(ctx.db, ctx.keys, account_id)
     with ctx.db.read() as session:
         account = session.get(Account, account_id)
         if account is None:
@@ -68,7 +72,11 @@ def build_job(
 
 def sync_account(ctx: AppContext, account_id: int, *, on_progress: Any = None) -> SyncReport:
     """Run one sync and record the account's health; re-raises the failure after recording."""
-    job = build_job(ctx, account_id, on_progress=on_progress)
+    try:
+        job = build_job(ctx, account_id, on_progress=on_progress)
+    except TokenError as exc:
+        record_failure(ctx.db, account_id, exc)
+        raise
     _set_state(ctx.db, account_id, "syncing")
     try:
         report = _run(job)

@@ -28,6 +28,7 @@ from casemail.db.blobs import get_blobs
 from casemail.db.engine import Database
 from casemail.db.models import Account, Message, OutboxEntry
 from casemail.db.types import utcnow
+from casemail.oauth.tokens import TokenError, ensure_access_token
 from casemail.outbound.claims import claim_due, mine, start_transmitting
 from casemail.outbound.sentcopy import append_to_sent, wanted_folder
 from casemail.outbound.smtp import Delivery, DeliveryResult, OnResult, OnStart, deliver_all
@@ -69,7 +70,8 @@ async def send_due(
         claims = dict(claim_due(session, now=when, claim=claim))
     if not claims:
         return 0
-    batches = _batches(db, settings, keys, claims)
+    token_errors = await asyncio.to_thread(_fresh_tokens, db, keys, claims)
+    batches = _batches(db, settings, keys, claims, token_errors)
 
     async def on_start(delivery: Delivery) -> bool:
         return await asyncio.to_thread(_start_one, db, delivery.outbox_id, claims)
@@ -112,8 +114,26 @@ def _record_one(db: Database, result: DeliveryResult, claim: datetime) -> None:
         record(session, result, claim)
 
 
+def _fresh_tokens(db: Database, keys: KeyRing, claims: dict[int, datetime]) -> dict[int, str]:
+    """Refresh the OAuth2 tokens of the accounts about to send; why not, by account."""
+    with db.read() as session:
+        query = select(OutboxEntry.account_id).where(OutboxEntry.id.in_(claims)).distinct()
+        account_ids = [a for a in session.scalars(query) if a is not None]
+    errors: dict[int, str] = {}
+    for account_id in account_ids:
+        try:
+            ensure_access_token(db, keys, account_id)
+        except TokenError as exc:
+            errors[account_id] = str(exc)
+    return errors
+
+
 def _batches(
-    db: Database, settings: Settings, keys: KeyRing, claims: dict[int, datetime]
+    db: Database,
+    settings: Settings,
+    keys: KeyRing,
+    claims: dict[int, datetime],
+    token_errors: dict[int, str],
 ) -> list[Batch]:
     with db.read() as session:
         entries = list(
@@ -126,10 +146,13 @@ def _batches(
         for entry in entries:
             assert entry.account_id is not None  # claimed only with an account
             by_account[entry.account_id].append(entry)
-        return [
-            _batch(session.get_one(Account, account_id), group, raws, settings, keys)
-            for account_id, group in by_account.items()
-        ]
+        batches = []
+        for account_id, group in by_account.items():
+            batch = _batch(session.get_one(Account, account_id), group, raws, settings, keys)
+            if account_id in token_errors:
+                batch = Batch(token_errors[account_id], account_id, None, batch.deliveries)
+            batches.append(batch)
+        return batches
 
 
 def _batch(
