@@ -155,6 +155,10 @@ def oauth_account(setup: OAuthSetup, dovecot: Dovecot, user: MailUser, peer: Smt
         },
         "outgoing": {"host": peer.host, "port": peer.port, "security": "starttls"},
     }
+    return account_with_channel(setup, document)
+
+
+def account_with_channel(setup: OAuthSetup, document: dict[str, Any]) -> int:
     response = setup.post("/api/v1/accounts", json=document)
     assert response.status_code == 201, response.text
     account_id: int = response.json()["id"]
@@ -179,15 +183,7 @@ def password_account(setup: OAuthSetup, dovecot: Dovecot, user: MailUser) -> int
             "password": user.password,
         },
     }
-    response = setup.post("/api/v1/accounts", json=document)
-    assert response.status_code == 201, response.text
-    account_id: int = response.json()["id"]
-    channel = setup.post(
-        "/api/v1/channels",
-        json={"address": f"in-{account_id}@example.com", "account_id": account_id},
-    )
-    assert channel.status_code == 201, channel.text
-    return account_id
+    return account_with_channel(setup, document)
 
 
 def secrets_of(setup: OAuthSetup, account_id: int) -> dict[str, str]:
