@@ -126,6 +126,8 @@ def setup(
                 "authorize_url": oauth_tokens.authorize_url,
                 "token_url": oauth_tokens.token_url,
                 "scopes": ["mail"],
+                "issuer": oauth_tokens.issuer,
+                "jwks_url": oauth_tokens.jwks_url,
             },
         )
         assert response.status_code == 201, response.text
@@ -644,3 +646,99 @@ def test_take_over_refuses_another_mailbox(
     refused = setup.post(f"/api/v1/accounts/{second}/take-over", json={"from_account": first})
     assert refused.status_code == 409
     assert "needs the same mailbox" in refused.json()["detail"]
+
+
+def signin_setup(setup: OAuthSetup, dovecot: Dovecot, peer: SmtpPeer, email: str) -> int:
+    """A casemail user with ``email``, and the client's servers for sign-in accounts."""
+    user = setup.post("/api/v1/users", json={"name": "Mia Agent", "email": email})
+    assert user.status_code == 201, user.text
+    client_id = setup.get("/api/v1/oauth/clients").json()[0]["id"]
+    servers = {
+        "incoming": {
+            "protocol": "imap",
+            "host": "127.0.0.1",
+            "port": dovecot.ports.imaps,
+            "security": "tls",
+        },
+        "outgoing": {"host": peer.host, "port": peer.port, "security": "starttls"},
+    }
+    changed = setup.client.patch(
+        f"/api/v1/oauth/clients/{client_id}", headers=setup.auth, json={"mail_settings": servers}
+    )
+    assert changed.status_code == 200, changed.text
+    return int(client_id)
+
+
+def sign_in(setup: OAuthSetup, client_id: int, user: str) -> httpx.Response:
+    """The user opens casemail's sign-in link: to the provider, and back."""
+    started = setup.client.get(f"/oauth/signin/{client_id}", follow_redirects=False)
+    assert started.status_code == 303, started.text
+    query = parse_qs(urlsplit(started.headers["location"]).query)
+    assert query["scope"][0].split()[:3] == ["openid", "email", "profile"]
+    assert query["nonce"][0]
+    return setup.browser(started.headers["location"], user)
+
+
+def personal_accounts(setup: OAuthSetup) -> list[dict[str, Any]]:
+    listed = setup.get("/api/v1/accounts").json()
+    return [a for a in listed if a["role"] == "personal"]
+
+
+def test_signing_in_with_openid_connect_makes_the_users_mailbox_work(
+    setup: OAuthSetup, dovecot: Dovecot, mail_user: MailUser, smtp_peer_factory: Any
+) -> None:
+    """Seed 000: sign in with the provider, grant the mail scopes, and the personal account
+    exists and fetches, with no further setup; signing in again updates it."""
+    client_id = signin_setup(setup, dovecot, smtp_peer_factory("starttls"), mail_user.address)
+    setup.issuer.set_user(mail_user.address, name="Mia Agent")
+    response = sign_in(setup, client_id, mail_user.address)
+    assert response.status_code == 200, response.text
+    assert f"for {mail_user.address}" in response.text
+    [account] = personal_accounts(setup)
+    assert account["email"] == mail_user.address
+    assert account["is_default"] is True
+    assert account["oauth"]["state"] == "connected"
+    incoming = setup.post(f"/api/v1/accounts/{account['id']}/test-incoming").json()
+    assert incoming["ok"] is True, incoming
+
+    again = sign_in(setup, client_id, mail_user.address)
+    assert again.status_code == 200, again.text
+    assert [a["id"] for a in personal_accounts(setup)] == [account["id"]]
+
+
+@pytest.mark.parametrize("trouble", ["not-a-user", "rogue-key", "wrong-audience", "nonce"])
+def test_sign_in_is_refused_without_a_user_or_a_trustworthy_id_token(
+    setup: OAuthSetup,
+    dovecot: Dovecot,
+    mail_user: MailUser,
+    smtp_peer_factory: Any,
+    trouble: str,
+) -> None:
+    client_id = signin_setup(setup, dovecot, smtp_peer_factory("starttls"), mail_user.address)
+    who = mail_user.address if trouble != "not-a-user" else dovecot.add_user().address
+    setup.issuer.sign_with_rogue_key = trouble == "rogue-key"
+    setup.issuer.id_token_audience_override = (
+        "someone-else" if trouble == "wrong-audience" else None
+    )
+    try:
+        started = setup.client.get(f"/oauth/signin/{client_id}", follow_redirects=False)
+        if trouble == "nonce":
+            # The nonce kept for the flow is not the one the provider puts in the token.
+            with setup.ctx.db.write() as session:
+                flow = session.scalars(select(OAuthFlow)).one()
+                hidden = setup.ctx.keys.decrypt(flow.id, flow.secrets or b"", table="oauth_flows")
+                hidden["nonce"] = "another-nonce"
+                flow.secrets = setup.ctx.keys.encrypt(flow.id, hidden, table="oauth_flows")
+        response = setup.browser(started.headers["location"], who)
+    finally:
+        setup.issuer.sign_with_rogue_key = False
+        setup.issuer.id_token_audience_override = None
+    assert response.status_code == 400, response.text
+    expected = {
+        "not-a-user": "has no active user with that address",
+        "rogue-key": "signature does not check out",
+        "wrong-audience": "the ID token was refused",
+        "nonce": "the ID token was refused",
+    }[trouble]
+    assert expected in response.text
+    assert personal_accounts(setup) == []

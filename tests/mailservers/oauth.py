@@ -7,10 +7,17 @@ It is also a real authorization-code server (RFC 6749 section 4.1, PKCE S256 req
 RFC 7636, rotating refresh tokens per RFC 9700 section 4.14.2), built on authlib and
 served on the same loopback port: ``/authorize``, ``/token`` and ``/introspect``. Access
 tokens from either path live in one store, so ``/introspect`` accepts both.
+
+And an OpenID Connect provider (OpenID Connect Core 1.0, authorization code flow, section
+3.1): with ``openid`` in the scope, the code exchange also returns an RS256 ``id_token``,
+whose key is published at ``/jwks``, and ``/.well-known/openid-configuration`` describes it
+all (OpenID Connect Discovery 1.0). The issuer is the plain-http loopback base URL, which
+Discovery section 3 would want https for: this is a test server.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import secrets
@@ -40,10 +47,19 @@ from authlib.oauth2.rfc6749.util import (
 )
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core.grants import OpenIDCode
+from joserfc.jwk import KeySet, RSAKey
 
 _Response = tuple[int, bytes, list[tuple[str, str]]]
 # RFC 6749 section 4.1.2: codes "MUST expire shortly"; 10 minutes is the recommended maximum.
 _CODE_LIFETIME = 600.0
+# OpenID Connect Core section 2 leaves the id_token lifetime to the provider; it is read once,
+# right after the code exchange, so minutes are plenty.
+_ID_TOKEN_LIFETIME = 600
+_ID_TOKEN_ALG = "RS256"
+# OpenID Connect Core sections 3.1.2.1 and 5.4: allowed to every client on top of what it
+# registered, so any client can ask for an id_token and the email and profile claims in it.
+_OIDC_SCOPES = ("openid", "email", "profile")
 
 
 @dataclass(frozen=True)
@@ -64,10 +80,11 @@ class _Client:
 
     def get_allowed_scope(self, scope: str | None) -> str | None:
         # RFC 6749 section 3.3: no scope means the registered default; unknown scopes are
-        # dropped; nothing left is invalid_scope (authlib raises it on None).
+        # dropped; nothing left is invalid_scope (authlib raises it on None). The OpenID
+        # Connect scopes are known to every client.
         if not scope:
             return self.scope
-        allowed = self.scope.split()
+        allowed = [*self.scope.split(), *_OIDC_SCOPES]
         granted = [s for s in scope.split() if s in allowed]
         return " ".join(granted) or None
 
@@ -101,12 +118,29 @@ class _Code:
     code_challenge: str | None
     code_challenge_method: str | None
     expires_at: float
+    # OpenID Connect Core section 3.1.2.1: echoed into the id_token; and section 2's
+    # auth_time, the moment the user "logged in" at /authorize.
+    nonce: str | None = None
+    auth_time: int | None = None
 
     def get_redirect_uri(self) -> str | None:
         return self.redirect_uri
 
     def get_scope(self) -> str:
         return self.scope
+
+    # authlib's oidc AuthorizationCodeMixin, read by OpenIDCode when it builds the id_token.
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int | None:
+        return self.auth_time
+
+    def get_acr(self) -> None:
+        return None
+
+    def get_amr(self) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -219,6 +253,8 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
             expires_at=time.time() + _CODE_LIFETIME,
+            nonce=data.get("nonce") or None,
+            auth_time=int(time.time()),
         )
         with self.server.store.lock:
             self.server.store.codes[code] = item
@@ -270,13 +306,71 @@ class _S256Required(CodeChallenge):  # type: ignore[misc]
         super().validate_code_challenge(grant, redirect_uri)
 
 
+@dataclass(frozen=True)
+class _UserClaims:
+    email: str
+    name: str
+
+
+class _OpenIDCodeExtension(OpenIDCode):  # type: ignore[misc]
+    """authlib's OpenID Connect extension of the code grant: after a successful exchange of
+    a code issued for the ``openid`` scope it adds the ``id_token`` (OpenID Connect Core
+    section 3.1.3.3). The refresh grant does not carry it, so refreshes return no id_token
+    (section 12.2 makes that optional)."""
+
+    def __init__(self, issuer: TokenIssuer) -> None:
+        super().__init__(require_nonce=False)  # section 3.1.2.1: nonce is optional for code
+        self._issuer = issuer
+
+    def exists_nonce(self, nonce: str, request: _Request) -> bool:
+        # Refusing a reused nonce is the relying party's check (section 3.1.3.7 step 11);
+        # this provider echoes whatever it is given, so a test can replay one at the service.
+        return False
+
+    def resolve_client_private_key(self, client: _Client) -> RSAKey:
+        return self._issuer._id_token_signing_key()
+
+    def get_client_algorithm(self, client: _Client) -> str:
+        return _ID_TOKEN_ALG
+
+    def get_encode_header(self, client: _Client) -> dict[str, str]:
+        # The published kid even when signing with the rogue key: a forgery that names the
+        # real key, so the service must check the signature, not just look the kid up.
+        return {"alg": _ID_TOKEN_ALG, "kid": self._issuer._kid}
+
+    def get_client_claims(self, client: _Client) -> dict[str, Any]:
+        # Section 2. aud is a single string, allowed when there is one audience.
+        now = int(time.time())
+        audience = self._issuer.id_token_audience_override or client.client_id
+        return {
+            "iss": self._issuer.issuer,
+            "aud": audience,
+            "iat": now,
+            "exp": now + _ID_TOKEN_LIFETIME,
+        }
+
+    def generate_user_info(self, user: str, scope: str) -> dict[str, Any]:
+        # Section 5.4: the email scope asks for email and email_verified, profile for the
+        # name claims; openid alone gives only sub (section 5.1 for the claims themselves).
+        scopes = scope.split()
+        info: dict[str, Any] = {"sub": self._issuer.subject_for(user)}
+        claims = self._issuer._claims_for(user)
+        if "email" in scopes:
+            info.update(email=claims.email, email_verified=True)
+        if "profile" in scopes:
+            info.update(name=claims.name, preferred_username=user)
+        return info
+
+
 class _AuthServer(AuthorizationServer):  # type: ignore[misc]
     """authlib's framework hooks, done for the stdlib HTTP server."""
 
-    def __init__(self, store: _Store, lifetime: Callable[[], int]) -> None:
+    def __init__(
+        self, store: _Store, lifetime: Callable[[], int], openid: _OpenIDCodeExtension
+    ) -> None:
         super().__init__()
         self.store = store
-        self.register_grant(_CodeGrant, [_S256Required(required=True)])
+        self.register_grant(_CodeGrant, [_S256Required(required=True), openid])
         self.register_grant(_RotatingRefreshGrant)
         self.register_token_generator(
             "default",
@@ -311,7 +405,17 @@ class TokenIssuer:
     def __init__(self) -> None:
         self._store = _Store()
         self._lock = self._store.lock
-        self._auth = _AuthServer(self._store, lambda: self.access_token_lifetime)
+        self._auth = _AuthServer(
+            self._store, lambda: self.access_token_lifetime, _OpenIDCodeExtension(self)
+        )
+        # OpenID Connect Core section 10.1: id_tokens are signed; the public half goes out at
+        # /jwks. The kid is the RFC 7638 thumbprint.
+        self._signing_key = RSAKey.generate_key(
+            2048, parameters={"use": "sig", "alg": _ID_TOKEN_ALG}, auto_kid=True
+        )
+        self._kid: str = self._signing_key.kid or ""
+        self._rogue_key: RSAKey | None = None  # made on first use: RSA keys cost CPU
+        self._users: dict[str, _UserClaims] = {}
         #: The resource owner who "logs in" at the next browser step (else ``login_hint``).
         self.next_user: str | None = None
         #: When True the resource owner refuses: RFC 6749 section 4.1.2.1 access_denied.
@@ -321,6 +425,12 @@ class TokenIssuer:
         self.token_delay = 0.0
         #: One entry per /token call: grant_type, client_id, outcome ("ok" or error code).
         self.token_requests: list[dict[str, str | None]] = []
+        #: When True id_tokens are signed with a key /jwks does not publish (under the
+        #: published kid): the service must refuse them.
+        self.sign_with_rogue_key = False
+        #: When set, id_tokens carry this ``aud`` instead of the client_id: the service must
+        #: refuse them (OpenID Connect Core section 3.1.3.7 step 3).
+        self.id_token_audience_override: str | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         # A short poll: shutdown() waits up to one interval, and every test stops a server.
         self._thread = threading.Thread(
@@ -347,6 +457,21 @@ class TokenIssuer:
         return f"{self.base_url}/token"
 
     @property
+    def issuer(self) -> str:
+        """The ``iss`` of id_tokens and the discovery document: the base URL (OpenID Connect
+        Discovery section 4.3 requires them to be identical)."""
+        return self.base_url
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.base_url}/jwks"
+
+    @property
+    def discovery_url(self) -> str:
+        # OpenID Connect Discovery section 4: issuer + "/.well-known/openid-configuration".
+        return f"{self.base_url}/.well-known/openid-configuration"
+
+    @property
     def refresh_count(self) -> int:
         """Successful refresh_token grants (each one rotated a refresh token)."""
         with self._lock:
@@ -366,9 +491,65 @@ class TokenIssuer:
     def register_client(
         self, client_id: str, client_secret: str, redirect_uris: list[str], scope: str
     ) -> None:
+        """A confidential client. ``scope`` is its default and allowed scope; ``openid``,
+        ``email`` and ``profile`` are allowed on top, whether listed or not."""
         client = _Client(client_id, client_secret, tuple(redirect_uris), scope)
         with self._lock:
             self._store.clients[client_id] = client
+
+    def set_user(self, username: str, *, email: str | None = None, name: str | None = None) -> None:
+        """The claims id_tokens carry for ``username``; unset ones default to the username."""
+        claims = _UserClaims(email or username, name or username)
+        with self._lock:
+            self._users[username] = claims
+
+    @staticmethod
+    def subject_for(username: str) -> str:
+        """The id_token ``sub`` of ``username``: opaque, so a service cannot mistake it for
+        an address, and the same across issuers and restarts (OpenID Connect Core section 2:
+        never reassigned)."""
+        return "sub-" + hashlib.sha256(username.encode()).hexdigest()[:32]
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWK set served at /jwks (RFC 7517 section 5): never the rogue key."""
+        return dict(KeySet([self._signing_key]).as_dict(private=False))
+
+    def discovery_document(self) -> dict[str, Any]:
+        """OpenID Connect Discovery 1.0 section 3 provider metadata."""
+        with self._lock:
+            registered = {s for c in self._store.clients.values() for s in c.scope.split()}
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.authorize_url,
+            "token_endpoint": self.token_url,
+            "jwks_uri": self.jwks_url,
+            "introspection_endpoint": self.introspection_url,
+            "scopes_supported": [*_OIDC_SCOPES, *sorted(registered - set(_OIDC_SCOPES))],
+            "response_types_supported": ["code"],
+            # Stated because the defaults (query and fragment; implicit) would be wrong.
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [_ID_TOKEN_ALG],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": [
+                *("iss", "sub", "aud", "iat", "exp", "auth_time", "nonce", "at_hash"),
+                *("email", "email_verified", "name", "preferred_username"),
+            ],
+        }
+
+    def _claims_for(self, username: str) -> _UserClaims:
+        with self._lock:
+            return self._users.get(username) or _UserClaims(username, username)
+
+    def _id_token_signing_key(self) -> RSAKey:
+        if not self.sign_with_rogue_key:
+            return self._signing_key
+        with self._lock:
+            if self._rogue_key is None:
+                self._rogue_key = RSAKey.generate_key(2048)
+            return self._rogue_key
 
     def issue(self, username: str) -> str:
         token = "tok-" + secrets.token_urlsafe(24)
@@ -413,8 +594,11 @@ class TokenIssuer:
 
     def _authorize(self, request: _Request) -> _Response:
         """The browser step (RFC 6749 section 4.1.1); the test plays the resource owner."""
+        # Who is "logged in" already, so that OpenID Connect's prompt=none succeeds for them
+        # (Core section 3.1.2.1) and is login_required without one (section 3.1.2.6).
+        logged_in = self.next_user or request.args.get("login_hint")
         try:
-            grant = self._auth.get_consent_grant(request)
+            grant = self._auth.get_consent_grant(request, end_user=logged_in)
         except OAuth2Error as error:
             # Section 4.1.2.1: without a valid client and redirect_uri, never redirect.
             if not error.redirect_uri:
@@ -423,7 +607,7 @@ class TokenIssuer:
             return redirect
         user = None  # authlib answers a refusal with access_denied
         if not self.consent_denied:
-            user = self.next_user or request.args.get("login_hint")
+            user = logged_in
             if not user:
                 return _html_error("no user", "set next_user or pass login_hint")
         response: _Response = self._auth.create_authorization_response(request, user, grant)
@@ -455,10 +639,15 @@ def _html_error(error: str, description: str) -> _Response:
 def _handler_for(issuer: TokenIssuer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if urlsplit(self.path).path != "/authorize":
+            path = urlsplit(self.path).path
+            if path == "/authorize":
+                self._send(issuer._authorize(_Request("GET", self._uri(), self.headers)))
+            elif path == "/jwks":
+                self._json(issuer.jwks())
+            elif path == "/.well-known/openid-configuration":
+                self._json(issuer.discovery_document())
+            else:
                 self._send((404, b"", []))
-                return
-            self._send(issuer._authorize(_Request("GET", self._uri(), self.headers)))
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -468,8 +657,10 @@ def _handler_for(issuer: TokenIssuer) -> type[BaseHTTPRequestHandler]:
                 return
             # Any other POST is introspection, as before /authorize and /token existed.
             token = (parse_qs(body).get("token") or [""])[0]
-            answer = json.dumps(issuer.introspect(token)).encode()
-            self._send((200, answer, [("Content-Type", "application/json")]))
+            self._json(issuer.introspect(token))
+
+        def _json(self, answer: dict[str, Any]) -> None:
+            self._send((200, json.dumps(answer).encode(), [("Content-Type", "application/json")]))
 
         def _uri(self) -> str:
             return issuer.base_url + self.path

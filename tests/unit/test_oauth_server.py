@@ -3,6 +3,10 @@
 The authorization-code flow with PKCE (RFC 6749 section 4.1, RFC 7636), refresh-token
 rotation (RFC 9700 section 4.14.2), consent revocation and expiry as seen through RFC 7662
 introspection; and the older issue()/revoke() API the mail-server tests rely on.
+
+Also the OpenID Connect side (OpenID Connect Core 1.0 section 3.1, Discovery 1.0): the
+id_token of the code exchange, checked against the published /jwks, and the test knobs that
+make it a forgery the service under test must refuse.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from joserfc import jws, jwt
+from joserfc.errors import BadSignatureError
+from joserfc.jwk import KeySet
 
 from tests.mailservers.oauth import TokenIssuer
 
@@ -336,6 +343,160 @@ def test_issue_and_revoke_still_work(issuer: TokenIssuer, http: httpx.Client) ->
     assert issuer.username_for(token) is None
     assert introspect(http, issuer, token) == {"active": False}
     assert introspect(http, issuer, "tok-never-issued") == {"active": False}
+
+
+OIDC_SCOPE = "openid email profile"
+
+
+def oidc_tokens(http: httpx.Client, issuer: TokenIssuer, **extra: str) -> dict[str, Any]:
+    verifier, challenge = pkce_pair()
+    params = redirect_params(authorize(http, issuer, challenge, **extra))
+    response = exchange(http, issuer, params["code"], verifier)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def verified_claims(http: httpx.Client, issuer: TokenIssuer, id_token: str) -> dict[str, Any]:
+    """The id_token's claims, after checking its signature against /jwks, picked by kid."""
+    keys = KeySet.import_key_set(http.get(issuer.jwks_url).json())
+    token = jwt.decode(id_token, keys, algorithms=["RS256"])
+    assert token.header["alg"] == "RS256"
+    assert token.header["kid"] == keys.keys[0].kid
+    return dict(token.claims)
+
+
+def half_hash(value: str) -> str:
+    """OpenID Connect Core section 3.1.3.6 at_hash, for RS256: the left half of SHA-256."""
+    digest = hashlib.sha256(value.encode("ascii")).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def test_openid_code_flow_returns_an_id_token_that_verifies_against_jwks(
+    issuer: TokenIssuer, http: httpx.Client
+) -> None:
+    issuer.set_user(USER, email="alice.smith@example.test", name="Alice Smith")
+    body = oidc_tokens(http, issuer, scope=f"{OIDC_SCOPE} {SCOPE}", nonce="n-0S6_WzA2Mj")
+    assert body["scope"] == f"{OIDC_SCOPE} {SCOPE}"
+
+    claims = verified_claims(http, issuer, body["id_token"])
+    now = time.time()
+    assert claims.pop("iat") == pytest.approx(now, abs=5)
+    assert claims.pop("exp") == pytest.approx(now + 600, abs=5)
+    assert claims.pop("auth_time") == pytest.approx(now, abs=5)
+    assert claims == {
+        "iss": issuer.issuer,
+        "sub": TokenIssuer.subject_for(USER),
+        "aud": CLIENT_ID,
+        "nonce": "n-0S6_WzA2Mj",
+        "at_hash": half_hash(body["access_token"]),
+        "email": "alice.smith@example.test",
+        "email_verified": True,
+        "preferred_username": USER,
+        "name": "Alice Smith",
+    }
+    assert issuer.issuer == issuer.base_url
+    # The access token is an ordinary one, and a refresh brings no new id_token.
+    assert introspect(http, issuer, body["access_token"])["scope"] == body["scope"]
+    renewed = refresh(http, issuer, body["refresh_token"]).json()
+    assert renewed["scope"] == body["scope"]
+    assert "id_token" not in renewed
+
+
+def test_sub_is_stable_and_opaque_and_claims_default_to_the_username(
+    issuer: TokenIssuer, http: httpx.Client
+) -> None:
+    first = verified_claims(http, issuer, oidc_tokens(http, issuer, scope=OIDC_SCOPE)["id_token"])
+    issuer.set_user(USER, email="renamed@example.test")
+    second = verified_claims(http, issuer, oidc_tokens(http, issuer, scope=OIDC_SCOPE)["id_token"])
+
+    assert first["sub"] == second["sub"] == TokenIssuer.subject_for(USER)
+    assert USER not in first["sub"]
+    assert (first["email"], first["name"]) == (USER, USER)
+    assert (second["email"], second["name"]) == ("renamed@example.test", USER)
+    assert "nonce" not in first  # none was sent
+
+
+def test_openid_alone_gives_only_the_subject(issuer: TokenIssuer, http: httpx.Client) -> None:
+    claims = verified_claims(http, issuer, oidc_tokens(http, issuer, scope="openid")["id_token"])
+    assert set(claims) == {"iss", "sub", "aud", "iat", "exp", "auth_time", "at_hash"}
+
+
+def test_without_openid_there_is_no_id_token(issuer: TokenIssuer, http: httpx.Client) -> None:
+    body = tokens_for(http, issuer)
+    assert body["scope"] == SCOPE
+    assert "id_token" not in body
+
+
+def test_prompt_none_needs_a_logged_in_user(issuer: TokenIssuer, http: httpx.Client) -> None:
+    body = oidc_tokens(http, issuer, scope=OIDC_SCOPE, prompt="none")
+    assert verified_claims(http, issuer, body["id_token"])["sub"] == issuer.subject_for(USER)
+
+    issuer.next_user = None  # OpenID Connect Core section 3.1.2.6
+    _, challenge = pkce_pair()
+    params = redirect_params(authorize(http, issuer, challenge, scope=OIDC_SCOPE, prompt="none"))
+    assert params["error"] == "login_required"
+    assert params["state"] == "st-123"
+
+
+def test_discovery_document_and_jwks(issuer: TokenIssuer, http: httpx.Client) -> None:
+    response = http.get(issuer.discovery_url)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert issuer.discovery_url == issuer.issuer + "/.well-known/openid-configuration"
+    base = issuer.base_url
+    assert response.json() == {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/authorize",
+        "token_endpoint": f"{base}/token",
+        "jwks_uri": f"{base}/jwks",
+        "introspection_endpoint": f"{base}/introspect",
+        "scopes_supported": ["openid", "email", "profile", "mail", "offline_access"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": [
+            *("iss", "sub", "aud", "iat", "exp", "auth_time", "nonce", "at_hash"),
+            *("email", "email_verified", "name", "preferred_username"),
+        ],
+    }
+
+    jwks = http.get(issuer.jwks_url).json()
+    assert [sorted(key) for key in jwks["keys"]] == [["alg", "e", "kid", "kty", "n", "use"]]
+    assert jwks["keys"][0]["kty"] == "RSA"
+    assert jwks["keys"][0]["alg"] == "RS256"
+    assert jwks == issuer.jwks()
+
+
+def test_rogue_key_id_token_does_not_verify_against_jwks(
+    issuer: TokenIssuer, http: httpx.Client
+) -> None:
+    issuer.sign_with_rogue_key = True
+    forged = oidc_tokens(http, issuer, scope=OIDC_SCOPE)["id_token"]
+    with pytest.raises(BadSignatureError):
+        verified_claims(http, issuer, forged)
+    # It names the published kid, so only the signature check catches it; /jwks is unchanged.
+    keys = KeySet.import_key_set(http.get(issuer.jwks_url).json())
+    assert jws.extract_compact(forged.encode()).headers()["kid"] == keys.keys[0].kid
+    assert http.get(issuer.jwks_url).json() == issuer.jwks()
+
+    issuer.sign_with_rogue_key = False
+    genuine = oidc_tokens(http, issuer, scope=OIDC_SCOPE)["id_token"]
+    assert verified_claims(http, issuer, genuine)["aud"] == CLIENT_ID
+
+
+def test_audience_override_issues_a_valid_signature_for_another_audience(
+    issuer: TokenIssuer, http: httpx.Client
+) -> None:
+    issuer.id_token_audience_override = "someone-else"
+    id_token = oidc_tokens(http, issuer, scope=OIDC_SCOPE)["id_token"]
+    claims = verified_claims(http, issuer, id_token)
+    assert claims["aud"] == "someone-else"
+    assert claims["iss"] == issuer.issuer
 
 
 def test_stop_without_start_returns() -> None:

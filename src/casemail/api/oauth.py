@@ -7,7 +7,7 @@ import html
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from casemail.accounts.rules import AccountError
@@ -107,6 +107,23 @@ def refresh_token(account_id: int, ctx: Context) -> AccountPublic:
         return _public(ctx, _get(session, account_id))
 
 
+@callback_router.get(
+    "/oauth/signin/{client_id}",
+    status_code=status.HTTP_303_SEE_OTHER,
+    response_class=RedirectResponse,
+    responses={303: {"description": "To the provider's sign-in page"}},
+)
+def signin(client_id: int, ctx: Context, session: WriteSession) -> RedirectResponse:
+    """Sign in with the provider (OpenID Connect) and connect your own mailbox: your
+    personal account is made, or updated, from the sign-in. For existing users only."""
+    started = flow.start_signin(session, clients.find_client(session, client_id), ctx.keys)
+    return RedirectResponse(
+        started.authorization_url,
+        status_code=status.HTTP_303_SEE_OTHER,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
 @callback_router.get("/oauth/callback", response_class=HTMLResponse, include_in_schema=True)
 def callback(
     ctx: Context,
@@ -125,6 +142,7 @@ def callback(
             code=code,
             error=error,
             error_description=error_description,
+            allow_private=ctx.settings.private_hosts_allowed,
         )
     except flow.FlowError as exc:
         return _page("Not connected", str(exc), status.HTTP_400_BAD_REQUEST)

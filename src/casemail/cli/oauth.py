@@ -52,6 +52,8 @@ def add_client(
         list[str] | None, typer.Option("--scope", help="Repeat; default: mail.")
     ] = None,
     redirect_uri: Annotated[str | None, typer.Option("--redirect-uri")] = None,
+    issuer: Annotated[str | None, typer.Option(help="OpenID Connect issuer (generic).")] = None,
+    jwks_url: Annotated[str | None, typer.Option("--jwks-url", help="Its signing keys.")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Register an app (Microsoft Entra, Google Cloud, or any OAuth2 provider)."""
@@ -66,6 +68,8 @@ def add_client(
             token_url=token_url,
             scopes=scope or None,
             redirect_uri=redirect_uri,
+            issuer=issuer,
+            jwks_url=jwks_url,
         )
     except ValidationError as exc:
         fail("; ".join(str(e["msg"]) for e in exc.errors()))

@@ -349,6 +349,12 @@ class OAuthClient(Base):
     redirect_uri: Mapped[str] = mapped_column(Text)
     secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # OpenID Connect sign-in: who signs the ID tokens (``{tenantid}`` stands for the
+    # token's ``tid`` with Microsoft's multi-tenant endpoints), and the mail servers of
+    # the personal accounts made from a sign-in (``incoming`` / ``outgoing`` settings).
+    issuer: Mapped[str | None] = mapped_column(Text)
+    jwks_url: Mapped[str | None] = mapped_column(Text)
+    mail_settings: Mapped[dict[str, Any] | None] = mapped_column()
 
     def __repr__(self) -> str:
         return f"<OAuthClient id={self.id} name={self.name!r} provider={self.provider}>"
@@ -365,7 +371,10 @@ class OAuthFlow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     state_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # "connect" an existing account, or "signin": a user signs in with OpenID Connect and
+    # their personal account is made or updated from it (no account yet when it starts).
+    purpose: Mapped[str] = mapped_column(String(20), default="connect")
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("oauth_clients.id"))
     redirect_uri: Mapped[str] = mapped_column(Text)
     secrets: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from casemail.accounts.rules import AccountError
+from casemail.accounts.schemas import IncomingSettings, OutgoingSettings
 from casemail.accounts.secrets import KeyRing
 from casemail.db.models import Account, OAuthClient, OAuthFlow
 from casemail.oauth.exchange import ClientData
@@ -24,6 +25,15 @@ from casemail.oauth.providers import ProviderName, preset
 TABLE = OAuthClient.__tablename__
 CALLBACK_PATH = "/oauth/callback"
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+class MailSettings(BaseModel):
+    """The servers of a personal account made from a sign-in (no passwords: OAuth2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    incoming: IncomingSettings | None = None
+    outgoing: OutgoingSettings | None = None
 
 
 class OAuthClientCreate(BaseModel):
@@ -46,6 +56,13 @@ class OAuthClientCreate(BaseModel):
         description=f"Exactly as registered at the provider; default <public_url>{CALLBACK_PATH}.",
     )
     company_id: int | None = Field(None, description="Only for this company; default: all.")
+    issuer: str | None = Field(
+        None, description="OpenID Connect: the ID tokens' issuer; default: the provider's."
+    )
+    jwks_url: str | None = Field(None, description="OpenID Connect: the signing keys.")
+    mail_settings: MailSettings | None = Field(
+        None, description="Servers of personal accounts made at sign-in; default: the provider's."
+    )
 
     @model_validator(mode="after")
     def _generic_needs_endpoints(self) -> Self:
@@ -63,6 +80,9 @@ class OAuthClientUpdate(BaseModel):
     client_secret: SecretStr | None = None
     scopes: list[str] | None = None
     redirect_uri: str | None = None
+    issuer: str | None = None
+    jwks_url: str | None = None
+    mail_settings: MailSettings | None = None
 
 
 class OAuthClientPublic(BaseModel):
@@ -76,6 +96,9 @@ class OAuthClientPublic(BaseModel):
     scopes: list[str]
     redirect_uri: str
     company_id: int | None
+    issuer: str | None
+    jwks_url: str | None
+    mail_settings: dict[str, Any] | None
     has_secret: bool
     accounts: int
     created_at: datetime
@@ -93,8 +116,16 @@ def create_client(
     authorize_url = data.authorize_url or (known.authorize_url if known else "")
     token_url = data.token_url or (known.token_url if known else "")
     redirect_uri = data.redirect_uri or public_url.rstrip("/") + CALLBACK_PATH
-    for name, url in (("authorize_url", authorize_url), ("token_url", token_url)):
-        check_url(url, name, allow_private=allow_private)
+    jwks_url = data.jwks_url or (known.jwks_url if known else None)
+    urls = [("authorize_url", authorize_url), ("token_url", token_url), ("jwks_url", jwks_url)]
+    for name, url in urls:
+        if url is not None:
+            check_url(url, name, allow_private=allow_private)
+    mail = (
+        data.mail_settings.model_dump(mode="json", exclude_none=True)
+        if data.mail_settings
+        else None
+    )
     check_url(redirect_uri, "redirect_uri", allow_private=allow_private, redirect=True)
     if session.scalar(select(OAuthClient.id).where(OAuthClient.name == data.name)) is not None:
         raise AccountError(f"an OAuth client named {data.name!r} exists", field="name", status=409)
@@ -108,6 +139,9 @@ def create_client(
         token_url=token_url,
         scopes=list(data.scopes or (known.scopes if known else ())),
         redirect_uri=redirect_uri,
+        issuer=data.issuer or (known.issuer if known else None),
+        jwks_url=jwks_url,
+        mail_settings=mail or (known.mail_settings if known else None),
     )
     session.add(client)
     session.flush()  # the id binds the encrypted secret to this row
@@ -132,6 +166,13 @@ def update_client(
         client.redirect_uri = data.redirect_uri
     if data.client_secret is not None:
         _store_secret(client, data.client_secret, keys)
+    if data.issuer is not None:
+        client.issuer = data.issuer
+    if data.jwks_url is not None:
+        check_url(data.jwks_url, "jwks_url", allow_private=allow_private)
+        client.jwks_url = data.jwks_url
+    if data.mail_settings is not None:
+        client.mail_settings = data.mail_settings.model_dump(mode="json", exclude_none=True)
     session.flush()
 
 
@@ -202,6 +243,9 @@ def to_public(session: Session, client: OAuthClient) -> OAuthClientPublic:
         scopes=list(client.scopes),
         redirect_uri=client.redirect_uri,
         company_id=client.company_id,
+        issuer=client.issuer,
+        jwks_url=client.jwks_url,
+        mail_settings=client.mail_settings,
         has_secret=client.secrets is not None,
         accounts=_account_count(session, client),
         created_at=client.created_at,
@@ -262,7 +306,10 @@ def _default_client_id(session: Session, account: Account) -> int | None:
 
 def client_data(session: Session, account: Account, keys: KeyRing) -> ClientData:
     """What the token requests of this account need, read once inside a session."""
-    client = client_for_account(session, account)
+    return client_data_of(client_for_account(session, account), keys)
+
+
+def client_data_of(client: OAuthClient, keys: KeyRing) -> ClientData:
     known = preset(client.provider, tenant=client.tenant)  # type: ignore[arg-type]
     return ClientData(
         client_id=client.client_id,
@@ -272,4 +319,6 @@ def client_data(session: Session, account: Account, keys: KeyRing) -> ClientData
         scopes=tuple(client.scopes),
         redirect_uri=client.redirect_uri,
         authorize_params=tuple(known.authorize_params.items()) if known else (),
+        issuer=client.issuer,
+        jwks_url=client.jwks_url,
     )

@@ -49,6 +49,8 @@ class ClientData:
     scopes: tuple[str, ...]
     redirect_uri: str
     authorize_params: tuple[tuple[str, str], ...] = ()
+    issuer: str | None = None  # OpenID Connect
+    jwks_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,21 +58,32 @@ class Tokens:
     access_token: str = field(repr=False)
     refresh_token: str | None = field(repr=False)
     expires_in: int | None
+    id_token: str | None = field(default=None, repr=False)  # OpenID Connect Core 3.1.3.3
 
 
 def authorization_url(
-    client: ClientData, *, state: str, code_verifier: str, login_hint: str | None
+    client: ClientData,
+    *,
+    state: str,
+    code_verifier: str,
+    login_hint: str | None,
+    nonce: str | None = None,
+    extra_scopes: tuple[str, ...] = (),
 ) -> str:
-    """RFC 6749 section 4.1.1 with the S256 code challenge of RFC 7636 section 4.3."""
+    """RFC 6749 section 4.1.1 with the S256 code challenge of RFC 7636 section 4.3; with a
+    ``nonce``, an OpenID Connect authentication request (Core 3.1.2.1)."""
     extra = dict(client.authorize_params)
     if login_hint:
         extra["login_hint"] = login_hint  # OpenID Connect Core 3.1.2.1; both providers honour it
+    if nonce:
+        extra["nonce"] = nonce
+    scopes = dict.fromkeys((*extra_scopes, *client.scopes))
     uri: str = prepare_grant_uri(
         client.authorize_url,
         client_id=client.client_id,
         response_type="code",
         redirect_uri=client.redirect_uri,
-        scope=" ".join(client.scopes),
+        scope=" ".join(scopes),
         state=state,
         code_challenge=create_s256_code_challenge(code_verifier),
         code_challenge_method="S256",
@@ -136,10 +149,12 @@ def _parse(client: ClientData, response: httpx.Response) -> Tokens:
     if not isinstance(access_token, str) or not access_token:
         raise ProviderError("bad_response", f"{client.token_url} answered without an access token")
     refresh_token = body.get("refresh_token")
+    id_token = body.get("id_token")
     return Tokens(
         access_token,
         refresh_token if isinstance(refresh_token, str) and refresh_token else None,
         _seconds(body.get("expires_in")),
+        id_token if isinstance(id_token, str) and id_token else None,
     )
 
 

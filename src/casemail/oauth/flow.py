@@ -14,6 +14,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
@@ -21,11 +22,14 @@ from sqlalchemy.orm import Session
 from casemail.accounts.rules import AccountError
 from casemail.accounts.secrets import KeyRing
 from casemail.db.engine import Database
-from casemail.db.models import Account, OAuthFlow
+from casemail.db.models import Account, OAuthClient, OAuthFlow
 from casemail.db.types import utcnow
 from casemail.oauth import exchange
-from casemail.oauth.clients import client_data, client_for_account
-from casemail.oauth.exchange import ClientData, ProviderError
+from casemail.oauth.clients import client_data, client_data_of, client_for_account
+from casemail.oauth.exchange import ClientData, ProviderError, Tokens
+from casemail.oauth.idtoken import IdTokenError, verify_id_token
+from casemail.oauth.providers import SIGNIN_SCOPES
+from casemail.oauth.signin import SignInRefused, personal_account_for
 from casemail.oauth.tokens import store_tokens
 
 log = logging.getLogger("casemail.oauth")
@@ -56,10 +60,13 @@ class Finished:
 
 @dataclass(frozen=True)
 class _Consumed:
-    account_id: int
-    email: str
+    purpose: str
+    account_id: int | None  # None for a sign-in: the account is found or made at the end
+    email: str | None
+    client_row: int
     client: ClientData
     code_verifier: str = field(repr=False)
+    nonce: str | None = field(default=None, repr=False)
 
 
 def start(session: Session, account: Account, keys: KeyRing) -> Started:
@@ -73,6 +80,47 @@ def start(session: Session, account: Account, keys: KeyRing) -> Started:
         raise AccountError(f"account #{account.id} is deactivated", status=409)
     client = client_for_account(session, account)
     data = client_data(session, account, keys)
+    state, verifier, flow = _new_flow(session, client, data, keys, account_id=account.id)
+    url = exchange.authorization_url(
+        data, state=state, code_verifier=verifier, login_hint=account.email
+    )
+    log.info("account %s: OAuth2 flow %s started", account.id, flow.id)
+    return Started(url, flow.expires_at)
+
+
+def start_signin(session: Session, client: OAuthClient, keys: KeyRing) -> Started:
+    """OpenID Connect sign-in (Core 3.1.2.1) that also grants the mail scopes; the nonce
+    comes back inside the ID token and ties it to this flow."""
+    data = client_data_of(client, keys)
+    if not data.issuer or not data.jwks_url:
+        raise AccountError(
+            f"OAuth client {client.name!r} has no OpenID Connect issuer and keys URL",
+            field="issuer",
+            status=409,
+        )
+    nonce = secrets.token_urlsafe(24)
+    state, verifier, flow = _new_flow(session, client, data, keys, account_id=None, nonce=nonce)
+    url = exchange.authorization_url(
+        data,
+        state=state,
+        code_verifier=verifier,
+        login_hint=None,
+        nonce=nonce,
+        extra_scopes=SIGNIN_SCOPES,
+    )
+    log.info("OAuth2 sign-in flow %s started with client %s", flow.id, client.id)
+    return Started(url, flow.expires_at)
+
+
+def _new_flow(
+    session: Session,
+    client: OAuthClient,
+    data: ClientData,
+    keys: KeyRing,
+    *,
+    account_id: int | None,
+    nonce: str | None = None,
+) -> tuple[str, str, OAuthFlow]:
     state = secrets.token_urlsafe(32)
     # RFC 7636 section 4.1: 43 to 128 unreserved characters; 64 random bytes in base64url.
     verifier = secrets.token_urlsafe(64)
@@ -80,19 +128,17 @@ def start(session: Session, account: Account, keys: KeyRing) -> Started:
     _purge_old(session, now)
     flow = OAuthFlow(
         state_hash=_hash(state),
-        account_id=account.id,
+        purpose="connect" if account_id is not None else "signin",
+        account_id=account_id,
         client_id=client.id,
         redirect_uri=data.redirect_uri,
         expires_at=now + FLOW_LIFETIME,
     )
     session.add(flow)
     session.flush()  # the id binds the encrypted verifier to this row
-    flow.secrets = keys.encrypt(flow.id, {"code_verifier": verifier}, table=TABLE)
-    url = exchange.authorization_url(
-        data, state=state, code_verifier=verifier, login_hint=account.email
-    )
-    log.info("account %s: OAuth2 flow %s started", account.id, flow.id)
-    return Started(url, flow.expires_at)
+    hidden = {"code_verifier": verifier, **({"nonce": nonce} if nonce else {})}
+    flow.secrets = keys.encrypt(flow.id, hidden, table=TABLE)
+    return state, verifier, flow
 
 
 def finish(
@@ -103,8 +149,10 @@ def finish(
     code: str | None,
     error: str | None = None,
     error_description: str | None = None,
+    allow_private: bool = False,
 ) -> Finished:
-    """The callback's parameters as they came; raises ``FlowError`` with what went wrong."""
+    """The callback's parameters as they came; raises ``FlowError`` with what went wrong.
+    ``allow_private``: the servers of an account made at sign-in may be private hosts."""
     if not state:
         raise FlowError("The sign-in answer carries no state: start connecting the account again.")
     consumed = _consume(db, keys, state)
@@ -112,28 +160,56 @@ def finish(
         words = f"the provider answered {error}" + (
             f" ({error_description[:300]})" if error_description else ""
         )
-        _record_error(db, consumed.account_id, words)
-        raise FlowError(f"Not connected: {words}.", account_id=consumed.account_id)
+        _fail(db, consumed, words)
     if not code:
-        _record_error(db, consumed.account_id, "the provider answered without a code")
-        raise FlowError("Not connected: the provider answered without a code.")
+        _fail(db, consumed, "the provider answered without a code")
     try:
         tokens = exchange.exchange_code(
             consumed.client, code=code, code_verifier=consumed.code_verifier
         )
     except ProviderError as exc:
-        words = f"the token endpoint refused the code ({exc})"
-        _record_error(db, consumed.account_id, words)
-        raise FlowError(f"Not connected: {words}.", account_id=consumed.account_id) from None
+        _fail(db, consumed, f"the token endpoint refused the code ({exc})")
+    account_id, email = consumed.account_id, consumed.email
+    if account_id is None:
+        account_id, email = _signed_in_account(db, keys, consumed, tokens, allow_private)
     if not tokens.refresh_token:
         log.warning(
             "account %s: the provider gave no refresh token; the account will need to be "
             "connected again when the access token expires",
-            consumed.account_id,
+            account_id,
         )
-    store_tokens(db, keys, consumed.account_id, tokens)
-    log.info("account %s: connected with OAuth2", consumed.account_id)
-    return Finished(consumed.account_id, consumed.email)
+    store_tokens(db, keys, account_id, tokens)
+    log.info("account %s: connected with OAuth2 (%s)", account_id, consumed.purpose)
+    return Finished(account_id, email or "")
+
+
+def _signed_in_account(
+    db: Database, keys: KeyRing, consumed: _Consumed, tokens: Tokens, allow_private: bool
+) -> tuple[int, str]:
+    if not tokens.id_token:
+        _fail(db, consumed, "the provider sent no ID token (is 'openid' allowed for the app?)")
+    try:
+        identity = verify_id_token(consumed.client, tokens.id_token, nonce=consumed.nonce or "")
+    except IdTokenError as exc:
+        _fail(db, consumed, str(exc))
+    try:
+        with db.write() as session:
+            client = session.get_one(OAuthClient, consumed.client_row)
+            account = personal_account_for(
+                session, client, identity, keys=keys, allow_private=allow_private
+            )
+            return account.id, account.email
+    except SignInRefused as exc:
+        _fail(db, consumed, str(exc))
+
+
+def _fail(db: Database, consumed: _Consumed, words: str) -> NoReturn:
+    """Record why on the account (a sign-in has none yet: logged only) and stop."""
+    if consumed.account_id is not None:
+        _record_error(db, consumed.account_id, words)
+    else:
+        log.warning("OAuth2 sign-in failed: %s", words)
+    raise FlowError(f"Not connected: {words}.", account_id=consumed.account_id)
 
 
 def _consume(db: Database, keys: KeyRing, state: str) -> _Consumed:
@@ -159,15 +235,24 @@ def _consume(db: Database, keys: KeyRing, state: str) -> _Consumed:
                 "account again.",
                 account_id=flow.account_id,
             )
-        account = session.get_one(Account, flow.account_id)
-        client = client_data(session, account, keys)
+        account = session.get(Account, flow.account_id) if flow.account_id else None
+        client_row = session.get_one(OAuthClient, flow.client_id)
+        client = client_data_of(client_row, keys)
         if client.redirect_uri != flow.redirect_uri:
             # The client's redirect URI was changed after this flow began: the token
             # endpoint would refuse the code anyway (RFC 6749 section 4.1.3).
             raise FlowError("The app's redirect address changed meanwhile: start again.")
         assert flow.secrets is not None
-        verifier = keys.decrypt(flow.id, flow.secrets, table=TABLE)["code_verifier"]
-        return _Consumed(account.id, account.email, client, verifier)
+        hidden = keys.decrypt(flow.id, flow.secrets, table=TABLE)
+        return _Consumed(
+            flow.purpose,
+            account.id if account else None,
+            account.email if account else None,
+            client_row.id,
+            client,
+            hidden["code_verifier"],
+            hidden.get("nonce"),
+        )
 
 
 def _record_error(db: Database, account_id: int, words: str) -> None:
