@@ -44,6 +44,7 @@ from casemail.oauth.tokens import (
 from casemail.outbound import service as outbox
 from casemail.outbound.sender import send_due
 from casemail.outbound.service import CaseMail
+from casemail.workers.mailboxes import poll_mailboxes
 from tests.clisupport import CASEMAIL
 from tests.mailservers import Dovecot, MailUser, SmtpPeer, TestPKI, TokenIssuer
 from tests.support import sample_message
@@ -742,3 +743,44 @@ def test_sign_in_is_refused_without_a_user_or_a_trustworthy_id_token(
     }[trouble]
     assert expected in response.text
     assert personal_accounts(setup) == []
+
+
+def test_an_idle_watcher_gets_a_fresh_token_before_the_old_one_expires(
+    setup: OAuthSetup, dovecot: Dovecot, mail_user: MailUser, smtp_peer_factory: Any
+) -> None:
+    """The worker keeps an IDLE session per mailbox for hours; the access token lasts one.
+    Before it expires the worker refreshes it and restarts the watcher with the new one, so
+    mail keeps arriving, and a token the provider no longer takes is never tried."""
+    account_id = oauth_account(setup, dovecot, mail_user, smtp_peer_factory("starttls"))
+    # Tokens that live 12 s: refreshed a quarter of their lifetime before they expire.
+    setup.issuer.access_token_lifetime = 12
+    setup.connect(account_id, mail_user.address)
+    refreshes = setup.issuer.refresh_count
+    first_token = secrets_of(setup, account_id)[ACCESS_TOKEN]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(poll_mailboxes(setup.ctx, stop))
+        try:
+            dovecot.deliver(mail_user, sample_message(subject="Before the refresh"))
+            await _until(lambda: "Before the refresh" in cases(setup), 8)
+            assert setup.issuer.refresh_count == refreshes  # the first token still does
+            await _until(lambda: setup.issuer.refresh_count > refreshes, 15)
+            setup.issuer.revoke(first_token)  # as if it had expired at the provider
+            dovecot.deliver(mail_user, sample_message(subject="After the refresh"))
+            await _until(lambda: "After the refresh" in cases(setup), 15)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 15)
+
+    asyncio.run(scenario())
+    health = setup.get(f"/api/v1/accounts/{account_id}/health").json()
+    assert health["state"] == "ok", health
+    assert health["last_error"] is None
+
+
+async def _until(check: Any, seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await asyncio.to_thread(check):
+        assert asyncio.get_running_loop().time() < deadline, f"not within {seconds} s"
+        await asyncio.sleep(0.05)

@@ -74,13 +74,26 @@ class _State:
     refresh_token: str | None = field(repr=False)
     client: ClientData | None
 
+    refreshed_at: datetime | None = None
+
     def fresh(self, now: datetime) -> bool:
         return bool(
             self.access_token
             and self.oauth_state == CONNECTED
-            and self.expires_at is not None
-            and self.expires_at > now + REFRESH_BEFORE
+            and not refresh_due(self.expires_at, self.refreshed_at, now)
         )
+
+
+def refresh_due(expires_at: datetime | None, refreshed_at: datetime | None, now: datetime) -> bool:
+    """Whether a token should be refreshed now: within ``REFRESH_BEFORE`` of its expiry, or
+    within a quarter of its lifetime for tokens that live only minutes (else each refresh
+    would be due at once)."""
+    if expires_at is None:
+        return True
+    margin = REFRESH_BEFORE
+    if refreshed_at is not None:
+        margin = min(margin, (expires_at - refreshed_at) / 4)
+    return expires_at <= now + margin
 
 
 def ensure_access_token(
@@ -186,6 +199,7 @@ def _read(db: Database, keys: KeyRing, account_id: int) -> _State | None:
             access_token=secrets.get(ACCESS_TOKEN),
             refresh_token=secrets.get(REFRESH_TOKEN),
             client=client,
+            refreshed_at=account.oauth_refreshed_at,
         )
 
 

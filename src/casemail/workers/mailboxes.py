@@ -8,7 +8,10 @@ that fails ends, and the account is picked up again when its back-off has passed
 A watcher runs with the settings it started with, so every pass also compares the watched
 accounts with the database: one that was changed (``updated_at``, e.g. new folders, server
 or password) or moved to another channel is restarted at once; one that was deactivated,
-deleted or lost its channel is stopped.
+deleted or lost its channel is stopped. An OAuth2 account's access token is refreshed
+before it expires and the watcher restarted with the new one (a reconnect inside a watcher
+would otherwise try the old token); if the refresh fails, the watcher stops and the account
+comes back through its back-off.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy import select
 from casemail.bootstrap import AppContext
 from casemail.db.engine import Database
 from casemail.db.models import Account, Channel
+from casemail.db.types import utcnow
 from casemail.mailboxes import imap_idle
 from casemail.mailboxes.imap_idle import IdleUnsupported, idle_imap
 from casemail.mailboxes.job import MailboxJob
@@ -34,6 +38,7 @@ from casemail.mailboxes.runner import (
     sync_account,
     sync_now,
 )
+from casemail.oauth.tokens import TokenError, ensure_access_token, refresh_due
 
 log = logging.getLogger("casemail.mailboxes")
 
@@ -52,6 +57,10 @@ class _Watched:
     updated_at: datetime
     channel_id: int
     poll_seconds: float  # the account's interval: for its folders beyond the first
+    # OAuth2: the access token it logged in with expires then; a refresh restarts it, so
+    # a reconnect inside the watcher never tries an expired token.
+    token_expires_at: datetime | None = None
+    token_refreshed_at: datetime | None = None
 
 
 def _watched(db: Database, account_ids: list[int]) -> dict[int, _Watched]:
@@ -60,7 +69,14 @@ def _watched(db: Database, account_ids: list[int]) -> dict[int, _Watched]:
     found: dict[int, _Watched] = {}
     with db.read() as session:
         rows = session.execute(
-            select(Account.id, Account.updated_at, Account.settings, Channel.id)
+            select(
+                Account.id,
+                Account.updated_at,
+                Account.settings,
+                Channel.id,
+                Account.oauth_expires_at,
+                Account.oauth_refreshed_at,
+            )
             .join(Channel, Channel.account_id == Account.id)
             .where(
                 Account.id.in_(account_ids),
@@ -70,7 +86,7 @@ def _watched(db: Database, account_ids: list[int]) -> dict[int, _Watched]:
             )
             .order_by(Account.id, Channel.id)
         )
-        for account_id, updated_at, settings, channel_id in rows:
+        for account_id, updated_at, settings, channel_id, expires_at, refreshed_at in rows:
             incoming = settings.get("incoming") or {}
             found.setdefault(
                 account_id,
@@ -78,9 +94,29 @@ def _watched(db: Database, account_ids: list[int]) -> dict[int, _Watched]:
                     updated_at=updated_at,
                     channel_id=channel_id,
                     poll_seconds=float(incoming.get("poll_interval_seconds", 60)),
+                    token_expires_at=expires_at,
+                    token_refreshed_at=refreshed_at,
                 ),
             )
     return found
+
+
+def _refresh_expiring_tokens(ctx: AppContext, watched: dict[int, _Watched]) -> list[int]:
+    """Refresh the tokens of watched OAuth2 accounts before they expire (the watcher then
+    restarts with the new one); a refresh that fails is recorded on the account. Returns
+    the accounts whose refresh failed."""
+    now = utcnow()
+    failed: list[int] = []
+    for account_id, started in watched.items():
+        expires_at = started.token_expires_at
+        if expires_at is None or not refresh_due(expires_at, started.token_refreshed_at, now):
+            continue
+        try:
+            ensure_access_token(ctx.db, ctx.keys, account_id)
+        except TokenError as exc:
+            record_failure(ctx.db, account_id, exc)
+            failed.append(account_id)
+    return failed
 
 
 class _Mailboxes:
@@ -106,12 +142,16 @@ class _Mailboxes:
         longer to be fetched."""
         if not self.watchers:
             return
+        watching = {account_id: watched for account_id, (_, watched) in self.watchers.items()}
+        failed = await asyncio.to_thread(_refresh_expiring_tokens, self.ctx, watching)
         now = await asyncio.to_thread(_watched, self.ctx.db, list(self.watchers))
         for account_id, (halt, started) in list(self.watchers.items()):
             current = now.get(account_id)
-            if current == started or halt.is_set():
+            if halt.is_set() or (current == started and account_id not in failed):
                 continue
-            if current is None:
+            if current is None or account_id in failed:
+                # No longer fetched, or no token to log in with again: the watcher ends and
+                # the account comes back through its back-off.
                 log.info("account %s is no longer fetched: its watcher stops", account_id)
             else:
                 log.info("account %s was changed: its watcher restarts", account_id)
