@@ -39,6 +39,7 @@ from casemail.oauth.tokens import (
     ACCESS_TOKEN,
     REFRESH_TOKEN,
     ReauthorisationNeeded,
+    TokenUnavailable,
     ensure_access_token,
 )
 from casemail.outbound import service as outbox
@@ -784,3 +785,36 @@ async def _until(check: Any, seconds: float) -> None:
     while not await asyncio.to_thread(check):
         assert asyncio.get_running_loop().time() < deadline, f"not within {seconds} s"
         await asyncio.sleep(0.05)
+
+
+def test_a_refused_client_secret_is_fixed_by_the_admin_without_anyone_reconnecting(
+    setup: OAuthSetup, dovecot: Dovecot, mail_user: MailUser, smtp_peer_factory: Any
+) -> None:
+    """The app's secret expires at the provider: refreshes get invalid_client. The account
+    says what to fix, the admins are told once, and the tokens are kept; once the admin
+    replaces the secret, the account works again with no one signing in."""
+    account_id = oauth_account(setup, dovecot, mail_user, smtp_peer_factory("starttls"))
+    setup.connect(account_id, mail_user.address)
+    new_secret = "canary-rotated-client-secret"
+    setup.issuer.register_client(setup.client_id, new_secret, [CALLBACK], "mail")
+    expire_now(setup, account_id, mail_user)
+    for _ in range(2):
+        with pytest.raises(TokenUnavailable, match="refused the OAuth app 'Test provider'"):
+            sync_account(setup.ctx, account_id)
+    status = setup.account(account_id)["oauth"]
+    assert status["state"] == "client-rejected"
+    assert status["has_refresh_token"] is True  # the grant is not lost
+    assert "oauth client update" in status["error"]
+    with setup.ctx.db.read() as session:
+        subjects = list(session.scalars(select(OutboxEntry.subject)))
+    assert subjects == ["casemail: the OAuth app Test provider was refused"]
+
+    client_id = setup.get("/api/v1/oauth/clients").json()[0]["id"]
+    fixed = setup.client.patch(
+        f"/api/v1/oauth/clients/{client_id}", headers=setup.auth, json={"client_secret": new_secret}
+    )
+    assert fixed.status_code == 200, fixed.text
+    assert setup.account(account_id)["oauth"]["state"] == "connected"
+    dovecot.deliver(mail_user, sample_message(subject="After the new secret"))
+    assert sync_account(setup.ctx, account_id).stored == 1
+    assert setup.account(account_id)["oauth"]["error"] is None

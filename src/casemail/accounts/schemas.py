@@ -196,7 +196,10 @@ class TestRecord(BaseModel):
 class OAuthStatus(BaseModel):
     """Token health of an OAuth2 account (never a token)."""
 
-    state: str = Field(description="not-connected, connected or needs-reauthorisation")
+    state: str = Field(
+        description="not-connected, connected, needs-reauthorisation (a person signs in again) "
+        "or client-rejected (an admin replaces the OAuth app's secret)"
+    )
     client_id: int | None = Field(description="The OAuth app registration in use.")
     expires_at: datetime | None = Field(description="When the current access token expires.")
     refreshed_at: datetime | None

@@ -166,6 +166,7 @@ def update_client(
         client.redirect_uri = data.redirect_uri
     if data.client_secret is not None:
         _store_secret(client, data.client_secret, keys)
+        _forgive_rejections(session, client)
     if data.issuer is not None:
         client.issuer = data.issuer
     if data.jwks_url is not None:
@@ -174,6 +175,19 @@ def update_client(
     if data.mail_settings is not None:
         client.mail_settings = data.mail_settings.model_dump(mode="json", exclude_none=True)
     session.flush()
+
+
+def _forgive_rejections(session: Session, client: OAuthClient) -> None:
+    """A new secret: accounts refused because of the old one are connected again (their
+    grants were never lost) and fetched at once."""
+    refused = select(Account).where(
+        Account.auth_type == "oauth2", Account.oauth_state == "client-rejected"
+    )
+    for account in session.scalars(refused):
+        if _default_client_id(session, account) == client.id:
+            account.oauth_state = "connected"
+            account.oauth_error = None
+            account.next_sync_at = None  # due now
 
 
 def delete_client(session: Session, client: OAuthClient) -> None:

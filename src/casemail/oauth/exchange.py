@@ -18,10 +18,12 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 TIMEOUT = httpx.Timeout(20.0)
 
-# RFC 6749 section 5.2: the grant (refresh token or code) is no longer good: only a new
-# consent helps. invalid_client / unauthorized_client: the app registration (its secret,
-# typically expired) must be fixed by an admin, and then the users reconnect.
-REAUTHORISE_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
+# RFC 6749 section 5.2: invalid_grant: the grant (refresh token or code) is no longer
+# good, only a new consent helps. invalid_client / unauthorized_client: the app
+# registration is refused (typically its secret expired): an admin replaces the secret,
+# and the users' grants, still good, work again without anyone signing in.
+REAUTHORISE_ERRORS = frozenset({"invalid_grant"})
+CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
 
 
 class ProviderError(RuntimeError):
@@ -36,6 +38,10 @@ class ProviderError(RuntimeError):
     @property
     def needs_reauthorisation(self) -> bool:
         return self.error in REAUTHORISE_ERRORS
+
+    @property
+    def client_rejected(self) -> bool:
+        return self.error in CLIENT_ERRORS
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,41 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casemail.accounts.sending import company_account
-from casemail.db.models import Account, User
+from casemail.db.models import Account, OAuthClient, User
 from casemail.identity import load_identity
 from casemail.outbound.compose import Draft
 from casemail.outbound.queue import enqueue
 
 
 def notify_reauthorisation(session: Session, account: Account, reason: str) -> None:
-    recipients = _recipients(session, account)
+    _notify(
+        session,
+        account,
+        _recipients(session, account),
+        subject=f"casemail: connect {account.email} again",
+        text=_text(account, reason),
+    )
+
+
+def notify_client_rejected(
+    session: Session, account: Account, client: OAuthClient, words: str
+) -> None:
+    """To the admins only: the fix is the app registration's secret, not the user's."""
+    _notify(
+        session,
+        account,
+        _recipients(session, account, with_owner=False),
+        subject=f"casemail: the OAuth app {client.name} was refused",
+        text=(
+            f"casemail could not refresh the sign-in of {account.email}: {words}.\n\n"
+            "Mail of the accounts using this app waits until then; nothing is lost.\n"
+        ),
+    )
+
+
+def _notify(
+    session: Session, account: Account, recipients: list[str], *, subject: str, text: str
+) -> None:
     system = company_account(session, "system", account.company_id)
     usable = system is not None and system.id != account.id and bool(recipients)
     draft = Draft(
@@ -27,8 +54,8 @@ def notify_reauthorisation(session: Session, account: Account, reason: str) -> N
         from_address=system.email if system else account.email,
         from_name="casemail",
         to=tuple(recipients),
-        subject=f"casemail: connect {account.email} again",
-        text=_text(account, reason),
+        subject=subject,
+        text=text,
         auto_submitted="auto-generated",
     )
     queued = enqueue(
@@ -48,12 +75,12 @@ def notify_reauthorisation(session: Session, account: Account, reason: str) -> N
         )
 
 
-def _recipients(session: Session, account: Account) -> list[str]:
+def _recipients(session: Session, account: Account, *, with_owner: bool = True) -> list[str]:
     query = select(User.email).where(
         User.company_id == account.company_id, User.role == "admin", User.active.is_(True)
     )
     found = list(session.scalars(query.order_by(User.id)))
-    if account.owner_user_id is not None:
+    if with_owner and account.owner_user_id is not None:
         owner = session.get(User, account.owner_user_id)
         if owner is not None and owner.active:
             found.append(owner.email)

@@ -29,9 +29,9 @@ from casemail.db.engine import Database
 from casemail.db.models import Account
 from casemail.db.types import utcnow
 from casemail.oauth import exchange
-from casemail.oauth.clients import client_data
+from casemail.oauth.clients import client_data, client_for_account
 from casemail.oauth.exchange import ClientData, ProviderError, Tokens
-from casemail.oauth.notice import notify_reauthorisation
+from casemail.oauth.notice import notify_client_rejected, notify_reauthorisation
 
 log = logging.getLogger("casemail.oauth")
 
@@ -44,6 +44,7 @@ REFRESH_TOKEN = "oauth_refresh_token"  # noqa: S105 - likewise
 CONNECTED = "connected"
 NEEDS_REAUTHORISATION = "needs-reauthorisation"
 NOT_CONNECTED = "not-connected"
+CLIENT_REJECTED = "client-rejected"  # the app's secret was refused; the grant is kept
 
 _ADVISORY_NAMESPACE = 0x0A07  # pg_advisory_xact_lock(namespace, account id)
 _process_locks: dict[int, threading.Lock] = {}
@@ -149,6 +150,27 @@ def mark_needs_reauthorisation(db: Database, keys: KeyRing, account_id: int, rea
     return changed
 
 
+def mark_client_rejected(db: Database, account_id: int, provider_words: str) -> str:
+    """The provider refused the app itself: say what to fix; the tokens stay, and work
+    again once an admin has replaced the client secret. Tells the admins once."""
+    with db.write() as session:
+        account = session.get_one(Account, account_id, with_for_update=True)
+        client = client_for_account(session, account)
+        words = (
+            f"the provider refused the OAuth app {client.name!r} ({provider_words}): an admin "
+            f"replaces its client secret (`casemail oauth client update {client.id} --secret` "
+            f"or PATCH /api/v1/oauth/clients/{client.id}); the account then works again"
+        )
+        changed = account.oauth_state != CLIENT_REJECTED
+        account.oauth_state = CLIENT_REJECTED
+        account.oauth_error = words[:2000]
+        if changed:
+            notify_client_rejected(session, account, client, words)
+    if changed:
+        log.warning("account %s: %s", account_id, words)
+    return words
+
+
 def _refresh(db: Database, keys: KeyRing, state: _State) -> None:
     if state.oauth_state == NEEDS_REAUTHORISATION:
         raise ReauthorisationNeeded(_reconnect_words(state, state.error or "the grant is gone"))
@@ -165,6 +187,9 @@ def _refresh(db: Database, keys: KeyRing, state: _State) -> None:
             reason = f"the provider refused the refresh ({exc})"
             mark_needs_reauthorisation(db, keys, state.account_id, reason)
             raise ReauthorisationNeeded(_reconnect_words(state, reason)) from None
+        if exc.client_rejected:
+            words = mark_client_rejected(db, state.account_id, str(exc))
+            raise TokenUnavailable(words) from None
         raise TokenUnavailable(
             f"could not refresh the OAuth2 token of {state.email}: {exc}; retried later"
         ) from None
