@@ -23,7 +23,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from casemail.db.engine import Database
-from casemail.ingest.decide import decide_batch
+from casemail.ingest.decide import Preloaded, decide_batch
 from casemail.ingest.pipeline import (
     IngestOptions,
     decide_and_store,
@@ -32,7 +32,7 @@ from casemail.ingest.pipeline import (
     record_failure,
 )
 from casemail.ingest.receipt import Receipt, add_receipts
-from casemail.ingest.types import IngestResult, Source
+from casemail.ingest.types import ClaimedReceipt, IngestResult, Source
 
 log = logging.getLogger("casemail.ingest")
 
@@ -56,13 +56,26 @@ def ingest_batch(
         receipts = add_receipts(session, channel_id=channel_id, items=items, claim_for=claim)
         if on_stored is not None:
             on_stored(session, receipts)
-    fresh = dict.fromkeys(r.inbound_id for r in receipts if not r.duplicate)
-    decided = _decide_all(db, dict.fromkeys(fresh, 1), options)
+    preloaded: Preloaded = {
+        r.inbound_id: (_claimed(channel_id, r.inbound_id, r.raw_sha256, source), raw)
+        for r, (raw, source) in zip(receipts, items, strict=True)
+        if r.raw_sha256 is not None
+    }
+    decided = _decide_all(db, dict.fromkeys(preloaded, 1), options, preloaded)
     return [_result_for(db, r, decided) for r in receipts]
 
 
+def _claimed(channel_id: int, inbound_id: int, raw_sha256: str, source: Source) -> ClaimedReceipt:
+    """What ``add_receipts`` stored for one message, as the decide stage reads it back."""
+    envelope = tuple(source.envelope_to)
+    return ClaimedReceipt(inbound_id, channel_id, raw_sha256, source.archive, envelope)
+
+
 def _decide_all(
-    db: Database, attempts: dict[int, int], options: IngestOptions
+    db: Database,
+    attempts: dict[int, int],
+    options: IngestOptions,
+    preloaded: Preloaded | None = None,
 ) -> dict[int, IngestResult]:
     # A receipt claimed more often than allowed is one that crashed its workers: give up.
     decided = {i: give_up(db, i) for i, n in attempts.items() if n > options.max_attempts}
@@ -71,7 +84,7 @@ def _decide_all(
     with db.write() as session:
         try:
             with session.begin_nested():
-                decided.update(decide_batch(session, todo))
+                decided.update(decide_batch(session, todo, preloaded))
         except Exception:  # noqa: BLE001 - any failure: isolate it below
             # Some message of the batch fails: find it by deciding them one by one, each
             # in its own SAVEPOINT, so it rolls back alone and the rest are stored.

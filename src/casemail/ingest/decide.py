@@ -40,15 +40,21 @@ log = logging.getLogger("casemail.ingest")
 NO_SENDER = "The message has no usable From address, so no contact can own a case."
 
 
-def decide_batch(session: Session, inbound_ids: list[int]) -> dict[int, IngestResult]:
-    receipts = _claimed(session, inbound_ids)
+Preloaded = dict[int, tuple[ClaimedReceipt, bytes]]
+
+
+def decide_batch(
+    session: Session, inbound_ids: list[int], preloaded: Preloaded | None = None
+) -> dict[int, IngestResult]:
+    """``preloaded``: receipts the caller stored in this process, with their raw bytes, so
+    they are not read back from the database."""
+    receipts, raws = _claimed(session, inbound_ids, preloaded or {})
     channel_ids = {r.channel_id for r in receipts}
     channels = {
         c.id: c for c in session.scalars(select(Channel).where(Channel.id.in_(channel_ids)))
     }
     identity = load_identity(session)
     own = _own_addresses(session, {c.company_id for c in channels.values()})
-    raws = get_blobs(session, [r.raw_sha256 for r in receipts])
     results: dict[int, IngestResult] = {}
     work: list[Work] = []
     for receipt in receipts:
@@ -63,14 +69,24 @@ def decide_batch(session: Session, inbound_ids: list[int]) -> dict[int, IngestRe
     return results
 
 
-def _claimed(session: Session, inbound_ids: list[int]) -> list[ClaimedReceipt]:
-    r = InboundReceipt
-    query = select(r.id, r.channel_id, r.raw_sha256, r.archive, r.envelope_to)
-    rows = session.execute(query.where(r.id.in_(inbound_ids)).order_by(r.id))
-    return [
-        ClaimedReceipt(i, channel, digest, archive, tuple(str(a) for a in envelope_to or ()))
-        for i, channel, digest, archive, envelope_to in rows
-    ]
+def _claimed(
+    session: Session, inbound_ids: list[int], preloaded: Preloaded
+) -> tuple[list[ClaimedReceipt], dict[str, bytes]]:
+    """The receipts in id order, and their raw bytes by digest."""
+    found = {i: preloaded[i][0] for i in inbound_ids if i in preloaded}
+    raws = {receipt.raw_sha256: preloaded[i][1] for i, receipt in found.items()}
+    missing = [i for i in inbound_ids if i not in found]
+    if missing:
+        r = InboundReceipt
+        query = select(r.id, r.channel_id, r.raw_sha256, r.archive, r.envelope_to)
+        for i, channel, digest, archive, envelope_to in session.execute(
+            query.where(r.id.in_(missing))
+        ):
+            envelope = tuple(str(a) for a in envelope_to or ())
+            found[i] = ClaimedReceipt(i, channel, digest, archive, envelope)
+        wanted = [found[i].raw_sha256 for i in missing if i in found]
+        raws.update(get_blobs(session, wanted))
+    return [found[i] for i in sorted(found)], raws
 
 
 def _own_addresses(session: Session, company_ids: set[int]) -> frozenset[str]:
@@ -169,6 +185,7 @@ def _decide(session: Session, work: list[Work], identity: Identity) -> None:
         if item.case is not None:
             counts.accepted(item.channel.id, sender, item.parsed.date, limit)
             lookups.remember(item.parsed.message_id, item.case)
+    contacts.write_names(session)
 
 
 def _rate_limits(work: list[Work]) -> dict[int, tuple[RateLimit, set[str]]]:

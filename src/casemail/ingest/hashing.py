@@ -42,21 +42,32 @@ def _split_fields(header_block: bytes) -> list[bytes]:
 
 
 def content_hash(raw: bytes) -> str:
+    return fingerprint(raw)[1]
+
+
+def fingerprint(raw: bytes) -> tuple[bytes | None, str]:
+    """The value of the first Message-ID field (unfolded, undecoded) and the content hash,
+    from one pass over the header section: the receipt needs both for its dedupe key."""
     normalised = raw.replace(b"\r\n", b"\n")
     match = HEADER_END.search(normalised)
     header_block, body = (
         (normalised[: match.start()], normalised[match.end() :]) if match else (normalised, b"")
     )
-    kept = [
-        f
-        for f in _split_fields(header_block)
-        if f.split(b":", 1)[0].strip().lower() not in TRACE_FIELDS
-    ]
+    kept: list[bytes] = []
+    message_id: bytes | None = None
+    for field in _split_fields(header_block):
+        name, _, value = field.partition(b":")
+        name = name.strip().lower()
+        if name in TRACE_FIELDS:
+            continue
+        kept.append(field)
+        if message_id is None and name == b"message-id":
+            message_id = value.replace(b"\n", b"")
     digest = hashlib.sha256()
     digest.update(b"\n".join(kept))
     digest.update(b"\n\n")
     digest.update(body)
-    return digest.hexdigest()
+    return message_id, digest.hexdigest()
 
 
 def dedupe_key(message_id: str | None, content: str) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from casemail.channels.addresses import domain_of
 from casemail.channels.rules import ChannelRules
-from casemail.db.models import Case, Channel, Contact, InboundReceipt
+from casemail.db.models import Case, Channel, InboundReceipt
 from casemail.db.types import utcnow
 from casemail.identity import Identity
 from casemail.ingest import notify
@@ -23,6 +23,7 @@ from casemail.ingest.quarantine import quarantine
 from casemail.ingest.route import Route
 from casemail.ingest.store import (
     AnyCase,
+    BatchContact,
     new_case,
 )
 from casemail.ingest.thread import ThreadKeys
@@ -43,7 +44,7 @@ class Work:
     parsed: ParsedMessage
     classification: Classification
     keys: ThreadKeys
-    contact: Contact | None = None
+    contact: BatchContact | None = None
     route: Route | None = None
     case: AnyCase | None = None
     created: bool = False

@@ -25,17 +25,19 @@ KEYS_PER_QUERY = 250
 
 
 class SenderCounts:
-    def __init__(self, counts: Counter[tuple[int, str]]) -> None:
+    def __init__(self, counts: Counter[tuple[int, str]], now: datetime) -> None:
         self._counts = counts
+        self._now = now  # one clock reading per batch: its messages are decided together
 
     @classmethod
     def load(cls, session: Session, wanted: dict[int, tuple[RateLimit, set[str]]]) -> SenderCounts:
         """``wanted``: per channel id, its limit and the sender keys of the batch."""
         counts: Counter[tuple[int, str]] = Counter()
+        now = utcnow()
         for channel_id, (limit, senders) in wanted.items():
             if limit.messages == 0 or not senders:
                 continue
-            since = utcnow() - timedelta(minutes=limit.minutes)
+            since = now - timedelta(minutes=limit.minutes)
             keys = sorted(senders)
             for start in range(0, len(keys), KEYS_PER_QUERY):
                 query = (
@@ -50,14 +52,14 @@ class SenderCounts:
                     .group_by(Message.sender_key)
                 )
                 counts.update({(channel_id, k): n for k, n in session.execute(query) if k})
-        return cls(counts)
+        return cls(counts, now)
 
     def over_limit(
         self, channel_id: int, sender: str, sent_at: datetime | None, limit: RateLimit
     ) -> RuleHit | None:
         if limit.messages == 0 or self._counts[(channel_id, sender)] < limit.messages:
             return None
-        if sent_at is not None and sent_at < utcnow() - timedelta(minutes=limit.minutes):
+        if sent_at is not None and sent_at < self._now - timedelta(minutes=limit.minutes):
             return None
         detail = f"{sender} sent more than {limit.messages} messages in {limit.minutes} minutes"
         return RuleHit("rate-limit", detail)
@@ -65,5 +67,5 @@ class SenderCounts:
     def accepted(
         self, channel_id: int, sender: str, sent_at: datetime | None, limit: RateLimit
     ) -> None:
-        if sent_at is None or sent_at >= utcnow() - timedelta(minutes=limit.minutes):
+        if sent_at is None or sent_at >= self._now - timedelta(minutes=limit.minutes):
             self._counts[(channel_id, sender)] += 1

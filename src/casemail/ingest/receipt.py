@@ -15,11 +15,10 @@ from casemail.db.engine import Database
 from casemail.db.models import ADDRESS_LEN, HEADER_LEN, InboundReceipt
 from casemail.db.types import clip, utcnow
 from casemail.db.upsert import insert_ignore_returning
-from casemail.ingest.hashing import content_hash, dedupe_key
+from casemail.ingest.hashing import dedupe_key, fingerprint
 from casemail.ingest.headers import message_ids
 from casemail.ingest.types import Source
 
-_MESSAGE_ID_SCAN = 64 * 1024
 KEYS_PER_QUERY = 500  # values per IN (...) list
 
 
@@ -27,6 +26,7 @@ KEYS_PER_QUERY = 500  # values per IN (...) list
 class Receipt:
     inbound_id: int
     duplicate: bool
+    raw_sha256: str | None = None  # of a receipt stored by this call: what decides it next
 
 
 def sniff_message_id(raw: bytes) -> str | None:
@@ -34,15 +34,12 @@ def sniff_message_id(raw: bytes) -> str | None:
 
     Only used for the dedupe key; the parse stage reads it properly later.
     """
-    head = raw[:_MESSAGE_ID_SCAN].replace(b"\r\n", b"\n")
-    header_block = head.split(b"\n\n", 1)[0]
-    unfolded = header_block.replace(b"\n ", b" ").replace(b"\n\t", b" ")
-    for line in unfolded.split(b"\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"message-id":
-            ids = message_ids(value.decode("ascii", "replace"))
-            return ids[0][:900] if ids else None
-    return None
+    return _first_message_id(fingerprint(raw)[0])
+
+
+def _first_message_id(field_value: bytes | None) -> str | None:
+    ids = message_ids(field_value.decode("ascii", "replace")) if field_value else []
+    return ids[0][:900] if ids else None
 
 
 def record_receipt(db: Database, *, channel_id: int, raw: bytes, source: Source) -> Receipt:
@@ -70,8 +67,9 @@ def add_receipts(
     new receipts are stored claimed for that long (state ``processing``, attempt 1) by a
     caller that processes them right after the commit.
     """
-    ids = [sniff_message_id(raw) for raw, _ in items]
-    digests = [content_hash(raw) for raw, _ in items]
+    prints = [fingerprint(raw) for raw, _ in items]
+    ids = [_first_message_id(field_value) for field_value, _ in prints]
+    digests = [digest for _, digest in prints]
     keys = [dedupe_key(mid, digest) for mid, digest in zip(ids, digests, strict=True)]
     # Look for earlier receipts before storing any bytes: a redelivered copy (often with
     # one more Received line) must not leave a blob behind that nothing refers to.
@@ -102,10 +100,12 @@ def add_receipts(
     lost = [key for key in fresh if key not in inserted]
     known.update(_existing_many(session, channel_id, lost))
     id_of = {**known, **inserted}
-    return [
-        Receipt(id_of[key], duplicate=not (fresh.get(key) == index and key in inserted))
-        for index, key in enumerate(keys)
-    ]
+    sha_of = {keys[i]: sha for i, sha in zip(order, shas, strict=True)}
+    receipts: list[Receipt] = []
+    for index, key in enumerate(keys):
+        new = fresh.get(key) == index and key in inserted
+        receipts.append(Receipt(id_of[key], not new, sha_of[key] if new else None))
+    return receipts
 
 
 def _row(

@@ -9,6 +9,7 @@ and ``ingest_raw`` recognises it by Message-ID and content hash: nothing is stor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -194,7 +195,7 @@ def _remember_all(session: Session, stored: list[tuple[Fetched, int]]) -> None:
         )
 
 
-def _item_row(fetched: Fetched, inbound_id: int) -> dict[str, object]:
+def _item_row(fetched: Fetched, inbound_id: int, now: datetime) -> dict[str, object]:
     return {
         "account_id": fetched.account_id,
         "folder": fetched.folder,
@@ -202,18 +203,19 @@ def _item_row(fetched: Fetched, inbound_id: int) -> dict[str, object]:
         "uid": fetched.uid,
         "uidl": fetched.uidl,
         "inbound_id": inbound_id,
-        "fetched_at": utcnow(),
+        "fetched_at": now,
     }
 
 
 def _remember_imap(session: Session, stored: list[tuple[Fetched, int]]) -> None:
     """Messages of one folder under one UIDVALIDITY: record them, then move the high-water
     mark and count only those newly recorded (a UID seen before is not counted twice)."""
+    now = utcnow()
     new = insert_ignore_returning(
         session,
         MailboxItem.__table__,  # type: ignore[arg-type]
         conflict=_conflict(stored[0][0]),
-        rows=[_item_row(f, i) for f, i in stored],
+        rows=[_item_row(f, i, now) for f, i in stored],
         returning=(MailboxItem.uid,),
     )
     first = stored[0][0]
@@ -249,6 +251,6 @@ def _remember_pop3(session: Session, fetched: Fetched, inbound_id: int) -> None:
         MailboxItem.__table__,  # type: ignore[arg-type]
         conflict=_conflict(fetched),
         returning=MailboxItem.id,
-        values=_item_row(fetched, inbound_id),
+        values=_item_row(fetched, inbound_id, utcnow()),
     )
     _count_done(session, fetched)
