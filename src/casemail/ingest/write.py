@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from casemail.db.blobs import put_blobs
@@ -29,6 +29,8 @@ from casemail.ingest.store import (
 from casemail.ingest.types import IngestResult, RuleHit
 
 log = logging.getLogger("casemail.ingest")
+
+IDS_PER_QUERY = 500  # values per IN (...) list
 
 
 def write_batch(session: Session, work: list[Work], identity: Identity) -> dict[int, IngestResult]:
@@ -123,18 +125,15 @@ def _attachments(session: Session, kept: list[Work], message_of: dict[int, int])
 
 
 def _mark_done(session: Session, inbound_ids: list[int]) -> None:
-    if not inbound_ids:
-        return
     table: Table = InboundReceipt.__table__  # type: ignore[assignment]
-    done = (
-        update(table)
-        .where(table.c.id == bindparam("done_id"))
-        .values(
-            state="done", processed_at=bindparam("done_at"), claimed_until=None, last_error=None
-        )
-    )
     now = utcnow()
-    session.execute(done, [{"done_id": i, "done_at": now} for i in inbound_ids])
+    for start in range(0, len(inbound_ids), IDS_PER_QUERY):
+        chunk = inbound_ids[start : start + IDS_PER_QUERY]
+        session.execute(
+            update(table)
+            .where(table.c.id.in_(chunk))
+            .values(state="done", processed_at=now, claimed_until=None, last_error=None)
+        )
 
 
 def _acknowledge(session: Session, item: Work, identity: Identity) -> None:
