@@ -17,6 +17,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from casemail.api.app import create_app
 from casemail.auth.tokens import create_token
@@ -24,7 +26,9 @@ from casemail.bootstrap import AppContext, build_context
 from casemail.channels.service import add_channel
 from casemail.config import Settings
 from casemail.db import Database
+from casemail.db.models import User
 from casemail.ingest import IngestResult, Source, ingest_raw
+from casemail.users.service import create_user
 from tests.support import wire_bytes
 
 
@@ -81,11 +85,24 @@ class Api:
         return ingest_raw(self.db, channel_id, data, Source("api"))
 
 
+TEST_ADMIN = "api-admin@tests.example"
+
+
+def admin_token(session: Session, *, company_id: int = 1, email: str = TEST_ADMIN) -> str:
+    """An API token of an admin of the company (the admin is made on first use)."""
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:
+        user = create_user(
+            session, name="Test Admin", email=email, role="admin", company_id=company_id
+        )
+    return create_token(session, name="tests", user_id=user.id)
+
+
 @pytest.fixture
 def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
     context = build_context(Settings(home=tmp_path / "home", database_url=db_url))
     with context.db.write() as session:
-        token = create_token(session, name="tests")
+        token = admin_token(session)
     token_hash = hashlib.sha256(token.encode()).hexdigest()
     responses: list[httpx.Response] = []
 

@@ -115,6 +115,7 @@ def service(db_url: str, tmp_path: Path) -> Iterator[Service]:
     }
     svc = Service(env=env, http_port=free_port(), smtp_port=free_port(), log=tmp_path / "serve.log")
     svc.cli("channel", "add", "--address", "support@example.com", "--name", "Support")
+    svc.cli("user", "add", "--name", "Eve", "--email", "eve@example.com", "--role", "admin")
     svc.token = svc.cli("token", "create", "--name", "e2e").stdout.strip()
     svc.start()
     yield svc

@@ -22,13 +22,12 @@ from sqlalchemy import select
 
 from casemail.api.app import create_app
 from casemail.api.routes import router
-from casemail.auth.tokens import create_token
 from casemail.bootstrap import build_context
 from casemail.config import Settings
 from casemail.db.models import ApiToken, Case, Channel, Message
 from casemail.db.types import utcnow
 from casemail.identity import load_identity
-from tests.apisupport import Api
+from tests.apisupport import Api, admin_token
 from tests.conftest import free_port
 from tests.support import sample_message
 
@@ -236,7 +235,7 @@ def test_token_use_is_recorded_and_revocation_takes_effect(api: Api) -> None:
 
 def test_any_of_several_tokens_works(api: Api) -> None:
     with api.db.write() as session:
-        second = create_token(session, name="second")
+        second = admin_token(session)
     assert second != api.token
     response = api.client.get("/api/v1/channels", headers={"Authorization": f"Bearer {second}"})
     assert response.status_code == 200
@@ -638,7 +637,7 @@ def test_no_route_ever_returns_a_secret(api: Api) -> None:
     api.deliver(channel_id, message)
     api.deliver(channel_id, b"")
     with api.db.write() as session:
-        create_token(session, name="another")
+        admin_token(session)
 
     seen: list[httpx.Response] = [
         api.client.get("/healthz"),

@@ -195,6 +195,9 @@ def test_channel_add_without_address_is_a_usage_error(cli: Cli) -> None:
 def test_token_create_prints_a_token_the_api_accepts(
     cli: Cli, database: Database, tmp_path: Path
 ) -> None:
+    refused = cli.fails("token", "create", "--name", "ci")
+    assert "there is no admin yet" in refused
+    cli.ok("user", "add", "--name", "Ann Admin", "--email", "ann@example.com", "--role", "admin")
     out = cli.ok("token", "create", "--name", "ci")
     token = out.strip()
     assert out == token + "\n", "the token is printed alone, for $(casemail token create)"

@@ -28,7 +28,6 @@ from sqlalchemy import select, update
 from casemail.accounts.secrets import KeyRing, SecretsError
 from casemail.accounts.service import reencrypt_all, stored_secrets
 from casemail.api.app import create_app
-from casemail.auth.tokens import create_token
 from casemail.bootstrap import AppContext, build_context
 from casemail.config import Settings
 from casemail.db.models import Account, Case, OAuthClient, OAuthFlow, OutboxEntry
@@ -46,6 +45,7 @@ from casemail.outbound import service as outbox
 from casemail.outbound.sender import send_due
 from casemail.outbound.service import CaseMail
 from casemail.workers.mailboxes import poll_mailboxes
+from tests.apisupport import admin_token
 from tests.clisupport import CASEMAIL
 from tests.mailservers import Dovecot, MailUser, SmtpPeer, TestPKI, TokenIssuer
 from tests.support import sample_message
@@ -111,7 +111,7 @@ def setup(
     )
     ctx = build_context(settings)
     with ctx.db.write() as session:
-        token = create_token(session, name="tests")
+        token = admin_token(session)
     client_id = "casemail-" + secrets.token_hex(4)
     oauth_tokens.register_client(client_id, CLIENT_SECRET, [CALLBACK], "mail")
     oauth_tokens.access_token_lifetime = 3600

@@ -6,8 +6,9 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from casemail.auth.tenancy import DEFAULT_COMPANY_ID
 from casemail.db.models import Account
-from casemail.users.service import DEFAULT_COMPANY_ID, team_ids_of
+from casemail.users.service import team_ids_of
 
 
 def _usable() -> list[ColumnElement[bool]]:

@@ -16,9 +16,10 @@ from casemail.accounts import rules
 from casemail.accounts.rules import AccountError
 from casemail.accounts.schemas import AccountCreate, AccountUpdate, IncomingConfig, OutgoingConfig
 from casemail.accounts.secrets import KeyRing
+from casemail.auth.tenancy import owning_company
 from casemail.db.models import Account, OAuthClient, OAuthFlow, OutboxEntry
 from casemail.db.types import utcnow
-from casemail.users.service import DEFAULT_COMPANY_ID, UserError, find_team, find_user
+from casemail.users.service import UserError, find_team, find_user
 
 _SECRET_FIELDS = {"incoming": "incoming_password", "outgoing": "outgoing_password"}
 
@@ -34,7 +35,7 @@ def create_account(
     _check(data.auth, data.oauth_provider, data.email, data.incoming, outgoing, secrets)
     warnings = rules.check_hosts(data.incoming, outgoing, allow_private=allow_private)
     account = Account(
-        company_id=DEFAULT_COMPANY_ID,
+        company_id=owning_company(session),
         role=data.role,
         owner_user_id=user_id,
         owner_team_id=team_id,

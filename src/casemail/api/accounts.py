@@ -22,7 +22,7 @@ from casemail.accounts.schemas import (
     TestOutgoingRequest,
     TestResultPublic,
 )
-from casemail.api.deps import Context, ReadSession, WriteSession, require_token
+from casemail.api.deps import Context, ReadSession, WriteSession, require_admin
 from casemail.api.schemas import ErrorBody
 from casemail.bootstrap import AppContext
 from casemail.db.models import Account
@@ -34,9 +34,10 @@ from casemail.oauth.tokens import TokenError
 router = APIRouter(
     prefix="/api/v1/accounts",
     tags=["accounts"],
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_admin)],
     responses={
         401: {"model": ErrorBody, "description": "Missing or invalid API token"},
+        403: {"model": ErrorBody, "description": "Only an admin may do this"},
         404: {"model": ErrorBody, "description": "No such account"},
         409: {"model": ErrorBody, "description": "Conflicts with another account"},
         422: {"model": ErrorBody, "description": "Invalid settings; `field` names what to fix"},
@@ -138,14 +139,16 @@ def delete_account(account_id: int, session: WriteSession) -> None:
 
 
 @router.post("/{account_id}/test-incoming", response_model=TestResultPublic)
-async def test_incoming(account_id: int, ctx: Context) -> TestResultPublic:
+async def test_incoming(account_id: int, ctx: Context, session: ReadSession) -> TestResultPublic:
+    _get(session, account_id)
     return _result(await checks.test_incoming(ctx, account_id))
 
 
 @router.post("/{account_id}/test-outgoing", response_model=TestResultPublic)
 async def test_outgoing(
-    account_id: int, body: TestOutgoingRequest, ctx: Context
+    account_id: int, body: TestOutgoingRequest, ctx: Context, session: ReadSession
 ) -> TestResultPublic:
+    _get(session, account_id)
     return _result(await checks.test_outgoing(ctx, account_id, to=body.to))
 
 
@@ -157,9 +160,10 @@ async def detect(body: AutodetectRequest, ctx: Context) -> dict[str, Any]:
 
 
 @router.get("/{account_id}/health", response_model=AccountHealth)
-def health(account_id: int, ctx: Context) -> AccountHealth:
+def health(account_id: int, ctx: Context, session: ReadSession) -> AccountHealth:
     """Inbound health: state, last success, last error in plain words, messages waiting,
     and per-folder progress (messages done / total)."""
+    _get(session, account_id)
     found = account_health(ctx.db, account_id)
     if found is None:
         raise AccountError(f"no account {account_id}", status=404)
@@ -169,15 +173,16 @@ def health(account_id: int, ctx: Context) -> AccountHealth:
 @router.post(
     "/{account_id}/sync", status_code=status.HTTP_202_ACCEPTED, response_model=AccountHealth
 )
-def sync(account_id: int, ctx: Context) -> AccountHealth:
+def sync(account_id: int, ctx: Context, session: ReadSession) -> AccountHealth:
     """Fetch now: the workers pick the account up at their next pass (within seconds);
     follow the progress on /health."""
+    _get(session, account_id)
     try:
         build_job(ctx, account_id)  # says at once why it cannot sync
     except (NotSyncable, TokenError) as exc:
         raise AccountError(str(exc), status=409) from exc
     sync_now(ctx.db, account_id)
-    return health(account_id, ctx)
+    return health(account_id, ctx, session)
 
 
 @router.post("/{account_id}/reset-counter", response_model=AccountHealth)
@@ -186,4 +191,4 @@ def reset(account_id: int, ctx: Context, session: ReadSession) -> AccountHealth:
     Mail an initial import "from_now" left alone is fetched too, as normal mail."""
     _get(session, account_id)
     reset_counter(ctx.db, account_id)
-    return health(account_id, ctx)
+    return health(account_id, ctx, session)

@@ -1,4 +1,4 @@
-"""Request dependencies: the database and the caller's API token."""
+"""Request dependencies: the caller (an API token's user) and sessions scoped to their company."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from casemail.auth.tokens import verify_token
+from casemail.auth.principal import Principal, principal_for_token
+from casemail.auth.tenancy import DEFAULT_COMPANY_ID, scope_to_company
 from casemail.bootstrap import AppContext
-from casemail.db.models import ApiToken
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `casemail token create`.")
 
@@ -24,20 +24,15 @@ def app_context(request: Request) -> AppContext:
 Context = Annotated[AppContext, Depends(app_context)]
 
 
-def read_session(context: Context) -> Iterator[Session]:
-    with context.db.read() as session:
-        yield session
-
-
-def write_session(context: Context) -> Iterator[Session]:
-    with context.db.write() as session:
-        yield session
-
-
-def require_token(
+def require_principal(
+    request: Request,
     context: Context,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> ApiToken:
+) -> Principal:
+    """The user behind the request: an API token, or the web session's signed-in user."""
+    signed_in = getattr(request.state, "principal", None)
+    if isinstance(signed_in, Principal):
+        return signed_in
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -45,16 +40,59 @@ def require_token(
             headers={"WWW-Authenticate": "Bearer"},
         )
     with context.db.write() as session:
-        token = verify_token(session, credentials.credentials)
-        if token is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "Invalid or revoked API token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return token
+        principal = principal_for_token(session, credentials.credentials)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "Invalid or revoked API token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return principal
 
 
+Caller = Annotated[Principal, Depends(require_principal)]
+
+
+def require_admin(caller: Caller) -> Principal:
+    if not caller.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Only an admin may do this")
+    return caller
+
+
+Admin = Annotated[Principal, Depends(require_admin)]
+
+
+def read_session(context: Context, caller: Caller) -> Iterator[Session]:
+    with context.db.read() as session:
+        yield scope_to_company(session, caller.company_id)
+
+
+def write_session(context: Context, caller: Caller) -> Iterator[Session]:
+    with context.db.write() as session:
+        yield scope_to_company(session, caller.company_id)
+
+
+def unscoped_write_session(context: Context) -> Iterator[Session]:
+    """For the few routes a browser reaches without a user (OAuth sign-in and callback):
+    what they may touch is decided by the one-time state they carry, not by a company."""
+    with context.db.write() as session:
+        yield session
+
+
+def require_operator(caller: Admin) -> Principal:
+    """Installation-wide settings (outbox suspension, app registrations for every company)
+    belong to the admins of the installation's own company."""
+    if caller.company_id != DEFAULT_COMPANY_ID:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "Only an admin of the installation's own company may change this",
+        )
+    return caller
+
+
+Operator = Annotated[Principal, Depends(require_operator)]
 ReadSession = Annotated[Session, Depends(read_session)]
 WriteSession = Annotated[Session, Depends(write_session)]
-Caller = Annotated[ApiToken, Depends(require_token)]
+UnscopedWriteSession = Annotated[Session, Depends(unscoped_write_session)]
+# Kept for routers that only need a caller: every /api/v1 route requires one.
+require_token = require_principal

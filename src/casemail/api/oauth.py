@@ -13,14 +13,24 @@ from pydantic import BaseModel, Field
 from casemail.accounts.rules import AccountError
 from casemail.accounts.schemas import AccountPublic
 from casemail.api.accounts import _get, _public
-from casemail.api.deps import Context, ReadSession, WriteSession, require_token
+from casemail.api.deps import (
+    Admin,
+    Context,
+    ReadSession,
+    UnscopedWriteSession,
+    WriteSession,
+    require_admin,
+)
 from casemail.api.schemas import ErrorBody
+from casemail.auth.tenancy import DEFAULT_COMPANY_ID
+from casemail.db.models import OAuthClient
 from casemail.oauth import clients, flow
 from casemail.oauth.clients import OAuthClientCreate, OAuthClientPublic, OAuthClientUpdate
 from casemail.oauth.tokens import TokenError, ensure_access_token
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorBody, "description": "Missing or invalid API token"},
+    403: {"model": ErrorBody, "description": "Only an admin may do this"},
     404: {"model": ErrorBody, "description": "No such client or account"},
     409: {"model": ErrorBody, "description": "Conflicts with the current state"},
     422: {"model": ErrorBody, "description": "Invalid input; `field` names what to fix"},
@@ -29,13 +39,13 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 clients_router = APIRouter(
     prefix="/api/v1/oauth/clients",
     tags=["oauth"],
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_admin)],
     responses=_ERRORS,
 )
 connect_router = APIRouter(
     prefix="/api/v1/accounts",
     tags=["oauth"],
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_admin)],
     responses=_ERRORS,
 )
 callback_router = APIRouter(tags=["oauth"])
@@ -53,8 +63,13 @@ def list_clients(session: ReadSession) -> list[OAuthClientPublic]:
 
 @clients_router.post("", response_model=OAuthClientPublic, status_code=status.HTTP_201_CREATED)
 def create_client(
-    body: OAuthClientCreate, ctx: Context, session: WriteSession
+    body: OAuthClientCreate, ctx: Context, session: WriteSession, caller: Admin
 ) -> OAuthClientPublic:
+    """A company's admin registers apps for their company; only the installation's own
+    admins may register one for every company (``company_id`` left out)."""
+    operator = caller.company_id == DEFAULT_COMPANY_ID
+    wanted = body.company_id if operator else caller.company_id
+    body = body.model_copy(update={"company_id": wanted})
     client = clients.create_client(
         session,
         body,
@@ -72,11 +87,11 @@ def get_client(client_id: int, session: ReadSession) -> OAuthClientPublic:
 
 @clients_router.patch("/{client_id}", response_model=OAuthClientPublic)
 def update_client(
-    client_id: int, body: OAuthClientUpdate, ctx: Context, session: WriteSession
+    client_id: int, body: OAuthClientUpdate, ctx: Context, session: WriteSession, caller: Admin
 ) -> OAuthClientPublic:
     """Replace the client secret here when it expires; then accounts refresh again (those
     that went to needs-reauthorisation must be connected again)."""
-    client = clients.find_client(session, client_id)
+    client = _changeable(session, client_id, caller)
     clients.update_client(
         session, client, body, keys=ctx.keys, allow_private=ctx.settings.private_hosts_allowed
     )
@@ -84,8 +99,21 @@ def update_client(
 
 
 @clients_router.delete("/{client_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_client(client_id: int, session: WriteSession) -> None:
-    clients.delete_client(session, clients.find_client(session, client_id))
+def delete_client(client_id: int, session: WriteSession, caller: Admin) -> None:
+    clients.delete_client(session, _changeable(session, client_id, caller))
+
+
+def _changeable(session: ReadSession, client_id: int, caller: Admin) -> OAuthClient:
+    """A client the caller may change: their company's, or (installation admins only) one
+    shared by every company. Others see shared clients but may not change them."""
+    client = clients.find_client(session, client_id)
+    if client.company_id is None and caller.company_id != DEFAULT_COMPANY_ID:
+        raise AccountError(
+            f"OAuth client {client_id} is shared by every company: only the installation's "
+            "own admins may change it",
+            status=403,
+        )
+    return client
 
 
 @connect_router.post("/{account_id}/oauth/start", response_model=FlowStarted)
@@ -97,8 +125,9 @@ def start_flow(account_id: int, ctx: Context, session: WriteSession) -> FlowStar
 
 
 @connect_router.post("/{account_id}/oauth/refresh", response_model=AccountPublic)
-def refresh_token(account_id: int, ctx: Context) -> AccountPublic:
+def refresh_token(account_id: int, ctx: Context, session: ReadSession) -> AccountPublic:
     """Refresh the access token now (a check that the grant still holds)."""
+    _get(session, account_id)
     try:
         ensure_access_token(ctx.db, ctx.keys, account_id, force=True)
     except TokenError as exc:
@@ -113,7 +142,7 @@ def refresh_token(account_id: int, ctx: Context) -> AccountPublic:
     response_class=RedirectResponse,
     responses={303: {"description": "To the provider's sign-in page"}},
 )
-def signin(client_id: int, ctx: Context, session: WriteSession) -> RedirectResponse:
+def signin(client_id: int, ctx: Context, session: UnscopedWriteSession) -> RedirectResponse:
     """Sign in with the provider (OpenID Connect) and connect your own mailbox: your
     personal account is made, or updated, from the sign-in. For existing users only."""
     started = flow.start_signin(session, clients.find_client(session, client_id), ctx.keys)

@@ -10,7 +10,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from casemail.api.deps import Context, ReadSession, WriteSession, require_token
+from casemail.api.deps import (
+    Caller,
+    Context,
+    ReadSession,
+    WriteSession,
+    require_admin,
+    require_operator,
+    require_principal,
+)
 from casemail.api.schemas import ErrorBody
 from casemail.db.models import OutboxEntry
 from casemail.outbound import service as outbox
@@ -19,9 +27,10 @@ from casemail.outbound.service import CaseMail, NotFound, OutboundError
 
 router = APIRouter(
     prefix="/api/v1",
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_principal)],
     responses={
         401: {"model": ErrorBody, "description": "Missing or invalid API token"},
+        403: {"model": ErrorBody, "description": "Not allowed for this user"},
         404: {"model": ErrorBody, "description": "No such case or outbox entry"},
         409: {"model": ErrorBody, "description": "Not possible in the entry's state"},
     },
@@ -110,10 +119,13 @@ def _failing(exc: Exception) -> HTTPException:
     tags=["cases"],
 )
 def post_case_message(
-    case_id: int, body: SendRequest, session: WriteSession, ctx: Context
+    case_id: int, body: SendRequest, session: WriteSession, ctx: Context, caller: Caller
 ) -> OutboxPublic:
     """Send mail from a case: queued in the outbox at once (state ``ready``) with its
-    Message-ID, threading headers, subject tag and reply address; the sender delivers it."""
+    Message-ID, threading headers, subject tag and reply address; the sender delivers it.
+    It is sent as the caller (their default account) unless an admin names another user."""
+    if body.user_id is not None and body.user_id != caller.user_id and not caller.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Only an admin may send as another user")
     try:
         mail = CaseMail(
             to=tuple(body.to),
@@ -125,14 +137,19 @@ def post_case_message(
             attachments=_attachments(body.attachments),
             reply_to_message=body.reply_to_message_id,
             account_id=body.account_id,
-            user_id=body.user_id,
+            user_id=body.user_id if body.user_id is not None else caller.user_id,
         )
         return _public(outbox.send_from_case(session, case_id, mail, give_up_after=_give_up(ctx)))
     except (NotFound, OutboundError) as exc:
         raise _failing(exc) from exc
 
 
-@router.get("/outbox", response_model=list[OutboxPublic], tags=["outbox"])
+@router.get(
+    "/outbox",
+    response_model=list[OutboxPublic],
+    dependencies=[Depends(require_admin)],
+    tags=["outbox"],
+)
 def get_outbox(
     session: ReadSession,
     state: Annotated[str | None, Query(pattern="^(ready|sending|sent|error|cancelled)$")] = None,
@@ -162,35 +179,57 @@ def _command(session: WriteSession, action: str, outbox_id: int, ctx: Context) -
     return _public(entry)
 
 
-@router.post("/outbox/{outbox_id}/reset", response_model=OutboxPublic, tags=["outbox"])
+@router.post(
+    "/outbox/{outbox_id}/reset",
+    dependencies=[Depends(require_admin)],
+    response_model=OutboxPublic,
+    tags=["outbox"],
+)
 def post_reset(outbox_id: int, session: WriteSession, ctx: Context) -> OutboxPublic:
     """ "Reset email sending status": a message stuck in ``sending`` goes back to ``ready``."""
     return _command(session, "reset", outbox_id, ctx)
 
 
-@router.post("/outbox/{outbox_id}/retry", response_model=OutboxPublic, tags=["outbox"])
+@router.post(
+    "/outbox/{outbox_id}/retry",
+    dependencies=[Depends(require_admin)],
+    response_model=OutboxPublic,
+    tags=["outbox"],
+)
 def post_retry(outbox_id: int, session: WriteSession, ctx: Context) -> OutboxPublic:
     """ "Clear email error status": try an ``error`` (or waiting) message again now."""
     return _command(session, "retry", outbox_id, ctx)
 
 
-@router.post("/outbox/{outbox_id}/cancel", response_model=OutboxPublic, tags=["outbox"])
+@router.post(
+    "/outbox/{outbox_id}/cancel",
+    dependencies=[Depends(require_admin)],
+    response_model=OutboxPublic,
+    tags=["outbox"],
+)
 def post_cancel(outbox_id: int, session: WriteSession, ctx: Context) -> OutboxPublic:
     return _command(session, "cancel", outbox_id, ctx)
 
 
 @router.post("/outbox/suspend", status_code=status.HTTP_204_NO_CONTENT, tags=["outbox"])
-def post_suspend(session: WriteSession, body: SuspendRequest | None = None) -> None:
-    """Stop sending (everything, or one account's mail); messages wait in ``ready``."""
-    _suspend(session, body, on=True)
+def post_suspend(session: WriteSession, caller: Caller, body: SuspendRequest | None = None) -> None:
+    """Stop sending (everything, or one account's mail); messages wait in ``ready``.
+    Everything: only the installation's own admins; one account: its company's admins."""
+    _suspend(session, caller, body, on=True)
 
 
 @router.post("/outbox/resume", status_code=status.HTTP_204_NO_CONTENT, tags=["outbox"])
-def post_resume(session: WriteSession, body: SuspendRequest | None = None) -> None:
-    _suspend(session, body, on=False)
+def post_resume(session: WriteSession, caller: Caller, body: SuspendRequest | None = None) -> None:
+    _suspend(session, caller, body, on=False)
 
 
-def _suspend(session: WriteSession, body: SuspendRequest | None, *, on: bool) -> None:
+def _suspend(
+    session: WriteSession, caller: Caller, body: SuspendRequest | None, *, on: bool
+) -> None:
+    if body is None or body.account_id is None:
+        require_operator(require_admin(caller))
+    else:
+        require_admin(caller)
     try:
         outbox.suspend(session, account_id=body.account_id if body else None, on=on)
     except NotFound as exc:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from sqlalchemy import select
 
-from casemail.api.deps import ReadSession, WriteSession, require_token
+from casemail.api.deps import ReadSession, WriteSession, require_admin, require_principal
 from casemail.api.schemas import (
     CaseDetail,
     CasePublic,
@@ -32,9 +32,13 @@ from casemail.db.models import Channel, OutboxEntry
 
 router = APIRouter(
     prefix="/api/v1",
-    dependencies=[Depends(require_token)],
-    responses={401: {"model": ErrorBody, "description": "Missing or invalid API token"}},
+    dependencies=[Depends(require_principal)],
+    responses={
+        401: {"model": ErrorBody, "description": "Missing or invalid API token"},
+        403: {"model": ErrorBody, "description": "Only an admin may do this"},
+    },
 )
+ADMIN = [Depends(require_admin)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -69,6 +73,7 @@ def get_case(case_id: int, session: ReadSession) -> CaseDetail:
     status_code=status.HTTP_204_NO_CONTENT,
     tags=["cases"],
     responses=NOT_FOUND,
+    dependencies=ADMIN,
 )
 def delete_case(case_id: int, session: WriteSession) -> None:
     """Delete a case: it leaves every list, and its mail stays stored (a soft delete). A
@@ -100,7 +105,12 @@ def get_case_messages(case_id: int, session: ReadSession) -> list[MessagePublic]
     return messages
 
 
-@router.get("/quarantine", response_model=list[QuarantinePublic], tags=["quarantine"])
+@router.get(
+    "/quarantine",
+    response_model=list[QuarantinePublic],
+    tags=["quarantine"],
+    dependencies=ADMIN,
+)
 def get_quarantine(
     session: ReadSession,
     state: Annotated[
@@ -114,7 +124,7 @@ def get_quarantine(
     return [QuarantinePublic.model_validate(row) for row in rows]
 
 
-@router.get("/inbound", response_model=list[InboundPublic], tags=["quarantine"])
+@router.get("/inbound", response_model=list[InboundPublic], tags=["quarantine"], dependencies=ADMIN)
 def get_inbound(
     session: ReadSession,
     state: Annotated[
@@ -143,6 +153,7 @@ def get_channels(session: ReadSession) -> list[ChannelPublic]:
     response_model=ChannelPublic,
     status_code=status.HTTP_201_CREATED,
     tags=["channels"],
+    dependencies=ADMIN,
     responses={
         409: {"model": ErrorBody, "description": "A channel for this address exists"},
         422: {"description": "Invalid address or network"},
@@ -170,6 +181,7 @@ def post_channel(body: ChannelCreate, session: WriteSession) -> ChannelPublic:
     response_model=ChannelRules,
     tags=["channels"],
     responses=NOT_FOUND,
+    dependencies=ADMIN,
 )
 def get_channel_rules(channel_id: int, session: ReadSession) -> ChannelRules:
     """The channel's ingest rules, defaults filled in: the decision table overrides,
@@ -185,6 +197,7 @@ def get_channel_rules(channel_id: int, session: ReadSession) -> ChannelRules:
     response_model=ChannelRules,
     tags=["channels"],
     responses={**NOT_FOUND, 422: {"description": "A rule the pipeline cannot follow"}},
+    dependencies=ADMIN,
 )
 def put_channel_rules(channel_id: int, body: ChannelRules, session: WriteSession) -> ChannelRules:
     """Replace the channel's ingest rules. Options left out take their defaults."""

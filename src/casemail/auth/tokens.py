@@ -1,4 +1,6 @@
-"""API tokens. Only a SHA-256 of each token is stored; the token is shown once, at creation."""
+"""API tokens. Only a SHA-256 of each token is stored; the token is shown once, at creation.
+
+A token belongs to a user and acts as that user: their role, their company's data."""
 
 from __future__ import annotations
 
@@ -19,11 +21,17 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, *, name: str) -> str:
+def create_token(session: Session, *, name: str, user_id: int) -> str:
+    return issue_token(session, name=name, user_id=user_id)[0]
+
+
+def issue_token(session: Session, *, name: str, user_id: int) -> tuple[str, ApiToken]:
+    """A new token for the user: the token (shown once) and its stored row."""
     token = PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(name=name, token_hash=_digest(token)))
+    row = ApiToken(name=name, token_hash=_digest(token), user_id=user_id)
+    session.add(row)
     session.flush()
-    return token
+    return token, row
 
 
 def verify_token(session: Session, token: str) -> ApiToken | None:

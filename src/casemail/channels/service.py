@@ -6,12 +6,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from casemail.auth.tenancy import owning_company
 from casemail.channels.addresses import base_address, normalise_address
 from casemail.channels.rules import ChannelRules
 from casemail.config import parse_networks
 from casemail.db.models import Account, Channel, Team
-
-DEFAULT_COMPANY_ID = 1
 
 
 class ChannelExists(ValueError):
@@ -39,7 +38,7 @@ def add_channel(
     name: str | None = None,
     allowed_networks: list[str] | None = None,
     subject_tag_prefix: str = "Case",
-    company_id: int = DEFAULT_COMPANY_ID,
+    company_id: int | None = None,
     account_id: int | None = None,
 ) -> Channel:
     normalised = normalise_address(address)
@@ -48,7 +47,7 @@ def add_channel(
     if session.scalar(select(Channel).where(Channel.address == normalised)) is not None:
         raise ChannelExists(f"a channel for {normalised} exists already")
     channel = Channel(
-        company_id=company_id,
+        company_id=owning_company(session, company_id),
         name=name or normalised,
         address=normalised,
         allowed_networks=parse_networks(allowed_networks or []),

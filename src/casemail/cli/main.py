@@ -8,11 +8,14 @@ from typing import Annotated
 
 import typer
 
+from casemail.auth.tenancy import DEFAULT_COMPANY_ID
 from casemail.auth.tokens import create_token
 from casemail.cli import account, case, channel, keys, oauth, outbox, people
-from casemail.cli.common import context
+from casemail.cli.common import context, fail
 from casemail.cli.inject import inject
 from casemail.db.migrate import current_revision
+from casemail.users.companies import first_admin
+from casemail.users.service import UserError, find_user
 
 app = typer.Typer(
     help="casemail: mailboxes in, cases out. Settings come from CASEMAIL_* variables.",
@@ -24,6 +27,7 @@ app.add_typer(case.app, name="case")
 app.add_typer(account.app, name="account")
 app.add_typer(people.users, name="user")
 app.add_typer(people.teams, name="team")
+app.add_typer(people.company_app, name="company")
 app.add_typer(keys.app, name="keys")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(oauth.app, name="oauth")
@@ -83,11 +87,27 @@ def worker() -> None:
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+    user: Annotated[
+        str | None,
+        typer.Option(help="Email or id of the user it acts as; default: the first admin."),
+    ] = None,
 ) -> None:
-    """Create an API token and print it (it is shown only this once)."""
+    """Create an API token and print it (it is shown only this once). It acts as its user:
+    their role, their company's data."""
     ctx = context()
-    with ctx.db.write() as session:
-        token = create_token(session, name=name)
+    try:
+        with ctx.db.write() as session:
+            owner = find_user(session, user) if user else first_admin(session, DEFAULT_COMPANY_ID)
+            if owner is None:
+                fail(
+                    "there is no admin yet: add one with `casemail user add --role admin "
+                    "--name NAME --email ADDRESS`, or name a user with --user"
+                )
+            if not owner.active:
+                fail(f"user {owner.email} is inactive: their tokens would not work")
+            token = create_token(session, name=name, user_id=owner.id)
+    except UserError as exc:
+        fail(str(exc))
     typer.echo(token)
 
 

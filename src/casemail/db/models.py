@@ -308,6 +308,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20), default="agent")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # argon2id (RFC 9106) via argon2-cffi; None: the user cannot sign in with a password.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column()
 
 
 class TeamMember(Base):
@@ -512,11 +515,13 @@ class MailboxItem(Base):
 
 
 class ApiToken(Base):
-    """API tokens; only a SHA-256 of the token is kept."""
+    """API tokens; only a SHA-256 of the token is kept. A token acts as its user: with the
+    user's role, on the user's company's data only."""
 
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
