@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -90,10 +90,17 @@ TEST_ADMIN = "api-admin@tests.example"
 
 def admin_token(session: Session, *, company_id: int = 1, email: str = TEST_ADMIN) -> str:
     """An API token of an admin of the company (the admin is made on first use)."""
+    return user_token(session, company_id=company_id, email=email, role="admin")
+
+
+def user_token(
+    session: Session, *, company_id: int, email: str, role: Literal["admin", "agent"]
+) -> str:
+    """An API token of the user ``email`` (made on first use, with ``role``)."""
     user = session.scalar(select(User).where(User.email == email))
     if user is None:
         user = create_user(
-            session, name="Test Admin", email=email, role="admin", company_id=company_id
+            session, name=email.split("@")[0], email=email, role=role, company_id=company_id
         )
     return create_token(session, name="tests", user_id=user.id)
 
@@ -126,3 +133,14 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
 def api_token_absent(text: str, token: str, token_hash: str) -> bool:
     secret_part = token.removeprefix("cm_")
     return token not in text and secret_part not in text and token_hash not in text
+
+
+def api_operations(api: Api) -> list[tuple[str, str]]:
+    """Every operation under /api/v1 the app documents, core or added later."""
+    spec = api.client.get("/api/v1/openapi.json").json()
+    return sorted(
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        if path.startswith("/api/v1")
+        for method in operations
+    )

@@ -237,7 +237,9 @@ def _installation(tmp: Path, db_url: str, dovecot: Dovecot) -> Iterator[Casemail
         "CASEMAIL_TLS_CA_FILE": str(dovecot.ca_file),
     }
     installation = Casemail(env=env, tmp=tmp)
-    installation.cli("user", "add", "--name", "Eve", "--email", "eve@example.com", "--role", "admin")
+    installation.cli(
+        "user", "add", "--name", "Eve", "--email", "eve@example.com", "--role", "admin"
+    )
     installation.token = installation.cli("token", "create", "--name", "e2e").strip()
     yield installation
     for process in installation.processes:

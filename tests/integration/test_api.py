@@ -27,7 +27,7 @@ from casemail.config import Settings
 from casemail.db.models import ApiToken, Case, Channel, Message
 from casemail.db.types import utcnow
 from casemail.identity import load_identity
-from tests.apisupport import Api, admin_token
+from tests.apisupport import Api, admin_token, api_operations
 from tests.conftest import free_port
 from tests.support import sample_message
 
@@ -50,17 +50,6 @@ INVALID_TOKEN = "Invalid or revoked API token"
 def concrete(path: str) -> str:
     """A requestable path: every path parameter becomes 1."""
     return re.sub(r"\{[^}]+\}", "1", path)
-
-
-def api_operations(api: Api) -> list[tuple[str, str]]:
-    """Every operation under /api/v1 the app documents, core or added later."""
-    spec = api.client.get("/api/v1/openapi.json").json()
-    return sorted(
-        (method.upper(), path)
-        for path, operations in spec["paths"].items()
-        if path.startswith("/api/v1")
-        for method in operations
-    )
 
 
 def parse_time(value: str) -> datetime:
