@@ -35,6 +35,7 @@ CORE_ROUTES = {
     ("GET", "/api/v1/cases"),
     ("GET", "/api/v1/cases/{case_id}"),
     ("DELETE", "/api/v1/cases/{case_id}"),
+    ("PATCH", "/api/v1/cases/{case_id}"),
     ("GET", "/api/v1/cases/{case_id}/messages"),
     ("GET", "/api/v1/quarantine"),
     ("GET", "/api/v1/inbound"),

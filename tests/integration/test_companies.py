@@ -90,6 +90,7 @@ def _bodies(globex: Globex) -> dict[tuple[str, str], Any]:
     ids = globex.ids
     return {
         ("PATCH", "/api/v1/accounts/{account_id}"): {"name": "taken over"},
+        ("PATCH", "/api/v1/cases/{case_id}"): {"status": "closed", "assignee_user_id": None},
         ("POST", "/api/v1/accounts/{account_id}/take-over"): {"from_account": ids["account_id"]},
         ("POST", "/api/v1/accounts/{account_id}/test-outgoing"): {"to": "x@acme.example"},
         ("POST", "/api/v1/cases/{case_id}/messages"): {"to": ["x@acme.example"], "text": "hi"},

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from casemail import __version__
 from casemail.accounts.rules import AccountError
 from casemail.accounts.secrets import SecretsError
-from casemail.api import accounts, oauth, outbox, people
+from casemail.api import accounts, oauth, outbox, people, quarantine
 from casemail.api.routes import router
 from casemail.api.schemas import Health
 from casemail.bootstrap import AppContext
 from casemail.users.service import UserError
+from casemail.web import admin as web_admin
+from casemail.web import errors as web_errors
+from casemail.web import routes as web_routes
+
+STATIC = Path(web_routes.__file__).parent / "static"
 
 
 def create_app(context: AppContext) -> FastAPI:
@@ -30,10 +38,15 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(people.router)
     app.include_router(outbox.router)
+    app.include_router(quarantine.router)
     app.include_router(oauth.clients_router)
     app.include_router(oauth.connect_router)
     app.include_router(oauth.callback_router)
+    app.include_router(web_routes.router)
+    app.include_router(web_admin.router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
     _error_handlers(app)
+    web_errors.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> JSONResponse:

@@ -11,6 +11,7 @@ from casemail.api.deps import ReadSession, WriteSession, require_admin, require_
 from casemail.api.schemas import (
     CaseDetail,
     CasePublic,
+    CaseUpdate,
     ChannelCreate,
     ChannelPublic,
     ErrorBody,
@@ -54,9 +55,45 @@ def get_cases(
     ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Subject, contact address or name, or #case number"),
+    ] = None,
+    team_id: int | None = None,
+    assignee_user_id: Annotated[
+        int | None, Query(description="Only cases assigned to this user")
+    ] = None,
+    unassigned: Annotated[bool, Query(description="Only cases assigned to nobody")] = False,
 ) -> list[CasePublic]:
-    rows = cases.list_cases(session, status=status_, limit=limit, offset=offset)
+    where = cases.CaseFilter(
+        status=status_,
+        team_id=team_id,
+        assignee_user_id=assignee_user_id,
+        unassigned=unassigned,
+        search=q,
+    )
+    rows = cases.list_cases(session, limit=limit, offset=offset, where=where)
     return [CasePublic.model_validate(row) for row in rows]
+
+
+@router.patch("/cases/{case_id}", response_model=CaseDetail, tags=["cases"], responses=NOT_FOUND)
+def patch_case(case_id: int, body: CaseUpdate, session: WriteSession) -> CaseDetail:
+    """Change the status, the assignee (``null``: nobody) or the team; fields left out stay."""
+    case = cases.get_case(session, case_id)
+    if case is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Case {case_id} not found")
+    given = body.model_fields_set
+    try:
+        cases.update_case(
+            session,
+            case,
+            status=body.status,
+            assignee_user_id=body.assignee_user_id if "assignee_user_id" in given else "keep",
+            team_id=body.team_id if "team_id" in given else "keep",
+        )
+    except cases.CaseUpdateError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return get_case(case_id, session)
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail, tags=["cases"], responses=NOT_FOUND)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,7 @@ class CasePublic(_FromRow):
     status: str
     contact: ContactPublic | None
     team_id: int | None
+    assignee_user_id: int | None
     linked_case_id: int | None = Field(
         description="The case this one follows (reply to a closed case, split, other team)"
     )
@@ -38,6 +39,14 @@ class CasePublic(_FromRow):
 
 class CaseDetail(CasePublic):
     message_count: int
+
+
+class CaseUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["new", "open", "pending", "closed"] | None = None
+    assignee_user_id: int | None = Field(None, description="null: assigned to nobody")
+    team_id: int | None = None
 
 
 class AddressPublic(BaseModel):

@@ -106,6 +106,7 @@ class Case(Base):
     # history stay (store first, never destroy what was received).
     deleted_at: Mapped[datetime | None] = mapped_column()
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    assignee_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     # The case this one was split from or follows (a reply to a closed case, a changed
     # subject, another team's subject tag).
     linked_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
@@ -164,6 +165,9 @@ class InboundReceipt(Base):
     archive: Mapped[bool] = mapped_column(Boolean, default=False)
     # Why a message made no case (discarded, rejected, quarantined): the rules that fired.
     rule_hits: Mapped[list[Any]] = mapped_column(default=list)
+    # An admin assigned the (quarantined) message to this case: processing it again appends
+    # it there, whatever the channel's rules would decide.
+    assign_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
 
 
 class Message(Base):
@@ -311,6 +315,9 @@ class User(Base):
     # argon2id (RFC 9106) via argon2-cffi; None: the user cannot sign in with a password.
     password_hash: Mapped[str | None] = mapped_column(String(255))
     last_sign_in_at: Mapped[datetime | None] = mapped_column()
+    # Failed password sign-ins in a row; at MAX_FAILED_SIGN_INS the user is locked a while.
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column()
 
 
 class TeamMember(Base):

@@ -22,17 +22,17 @@ from sqlalchemy.orm import Session
 
 from casemail.channels.rules import RateLimit, load_rules
 from casemail.db.blobs import get_blobs
-from casemail.db.models import Account, Channel, InboundReceipt
+from casemail.db.models import Account, Case, Channel, InboundReceipt
 from casemail.identity import Identity, load_identity
 from casemail.ingest.classify import classify
 from casemail.ingest.outcomes import Work, apply_route
 from casemail.ingest.parse import parse_message
 from casemail.ingest.quarantine import quarantine
 from casemail.ingest.ratelimit import SenderCounts
-from casemail.ingest.route import route
+from casemail.ingest.route import Route, route
 from casemail.ingest.store import ContactBook, contact_key, sender_key
 from casemail.ingest.thread import ThreadKeys, ThreadLookups
-from casemail.ingest.types import ClaimedReceipt, IngestResult, ParsedMessage
+from casemail.ingest.types import ClaimedReceipt, IngestResult, ParsedMessage, RuleHit
 from casemail.ingest.write import write_batch
 
 log = logging.getLogger("casemail.ingest")
@@ -78,12 +78,12 @@ def _claimed(
     missing = [i for i in inbound_ids if i not in found]
     if missing:
         r = InboundReceipt
-        query = select(r.id, r.channel_id, r.raw_sha256, r.archive, r.envelope_to)
-        for i, channel, digest, archive, envelope_to in session.execute(
+        query = select(r.id, r.channel_id, r.raw_sha256, r.archive, r.envelope_to, r.assign_case_id)
+        for i, channel, digest, archive, envelope_to, assign in session.execute(
             query.where(r.id.in_(missing))
         ):
             envelope = tuple(str(a) for a in envelope_to or ())
-            found[i] = ClaimedReceipt(i, channel, digest, archive, envelope)
+            found[i] = ClaimedReceipt(i, channel, digest, archive, envelope, assign)
         wanted = [found[i].raw_sha256 for i in missing if i in found]
         raws.update(get_blobs(session, wanted))
     return [found[i] for i in sorted(found)], raws
@@ -173,7 +173,7 @@ def _decide(session: Session, work: list[Work], identity: Identity) -> None:
         if item.classification.kind != "loop":
             rate_hit = counts.over_limit(item.channel.id, sender, item.parsed.date, limit)
         unknown = item.rules.known_senders_only and not contacts.known_before(contact)
-        item.route = route(
+        item.route = _assigned(session, item) or route(
             item.classification,
             match,
             item.rules,
@@ -186,6 +186,17 @@ def _decide(session: Session, work: list[Work], identity: Identity) -> None:
             counts.accepted(item.channel.id, sender, item.parsed.date, limit)
             lookups.remember(item.parsed.message_id, item.case)
     contacts.write_names(session)
+
+
+def _assigned(session: Session, item: Work) -> Route | None:
+    """An admin assigned the message to a case: it joins that case, whatever the rules say
+    (a case deleted or of another company since then leaves the rules to decide)."""
+    case_id = item.receipt.assign_case_id
+    case = session.get(Case, case_id) if case_id is not None else None
+    if case is None or case.deleted_at is not None or case.company_id != item.channel.company_id:
+        return None
+    hit = RuleHit("assigned-by-admin", f"assigned to case #{case.id} from the quarantine")
+    return Route("reply", "append", (hit,), case=case)
 
 
 def _rate_limits(work: list[Work]) -> dict[int, tuple[RateLimit, set[str]]]:

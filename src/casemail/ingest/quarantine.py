@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casemail.db.models import Channel, InboundReceipt, QuarantineEntry
@@ -16,16 +17,17 @@ def quarantine(
     session: Session, *, receipt: InboundReceipt, channel: Channel, code: str, reason: str
 ) -> QuarantineEntry:
     now = utcnow()
-    entry = QuarantineEntry(
-        inbound_id=receipt.id,
-        channel_id=channel.id,
-        reason_code=code,
-        reason=reason,
-        state="held",
-        created_at=now,
-        purge_after=now + timedelta(days=channel.purge_days),
-    )
-    session.add(entry)
+    # A message an admin sent back through the pipeline has its entry already: it is held
+    # again, with the new reason (one entry per message, its latest verdict).
+    entry = session.scalar(select(QuarantineEntry).where(QuarantineEntry.inbound_id == receipt.id))
+    if entry is None:
+        entry = QuarantineEntry(inbound_id=receipt.id, channel_id=channel.id)
+        session.add(entry)
+    entry.reason_code = code
+    entry.reason = reason
+    entry.state = "held"
+    entry.created_at = now
+    entry.purge_after = now + timedelta(days=channel.purge_days)
     receipt.state = "quarantined"
     receipt.processed_at = now
     receipt.claimed_until = None

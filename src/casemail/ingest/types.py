@@ -92,3 +92,4 @@ class ClaimedReceipt:
     raw_sha256: str
     archive: bool
     envelope_to: tuple[str, ...] = ()
+    assign_case_id: int | None = None  # an admin's choice: append to this case

@@ -1,0 +1,161 @@
+"""Admin pages: accounts with their health, the quarantine and the outbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import quote_plus
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from casemail.accounts import checks, service
+from casemail.accounts.public import to_public
+from casemail.api.deps import Context
+from casemail.db.models import Account, InboundReceipt, QuarantineEntry
+from casemail.ingest import quarantine_actions as actions
+from casemail.ingest.preview import preview
+from casemail.mailboxes.health import account_health
+from casemail.outbound import service as outbox
+from casemail.outbound.service import NotFound, OutboundError
+from casemail.web.auth import AdminVisitor, CompanySession, check_form
+from casemail.web.pages import page
+
+router = APIRouter(prefix="/ui/admin", include_in_schema=False)
+CsrfField = Annotated[str | None, Form(alias="csrf")]
+OUTBOX_STATES = ("ready", "sending", "sent", "error", "cancelled")
+
+
+def _see(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _base(visitor: AdminVisitor, notice: str | None = None) -> dict[str, object]:
+    return {"visitor": visitor.principal, "csrf": visitor.session.csrf, "notice": notice}
+
+
+@router.get("/accounts")
+def accounts_page(
+    request: Request,
+    visitor: AdminVisitor,
+    session: CompanySession,
+    context: Context,
+    notice: str | None = None,
+) -> HTMLResponse:
+    rows = []
+    for account in session.scalars(select(Account).order_by(Account.id)):
+        public = to_public(account, service.stored_secrets(account, context.keys))
+        rows.append((public, account_health(context.db, account.id)))
+    return page(request, "admin_accounts.html", {**_base(visitor, notice), "rows": rows})
+
+
+@router.post("/accounts/{account_id}/test-incoming")
+async def account_test_incoming(
+    request: Request,
+    account_id: int,
+    visitor: AdminVisitor,
+    session: CompanySession,
+    context: Context,
+    csrf: CsrfField = None,
+) -> Response:
+    check_form(request, visitor, csrf)
+    if session.get(Account, account_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No account {account_id}")
+    outcome = await checks.test_incoming(context, account_id)
+    words = "passed" if outcome.ok else f"failed: {outcome.message}"
+    return _see(f"/ui/admin/accounts?notice=Test+incoming+of+account+{account_id}+{_q(words)}")
+
+
+def _q(text: str) -> str:
+    return quote_plus(text[:300])
+
+
+@router.get("/quarantine")
+def quarantine_page(
+    request: Request,
+    visitor: AdminVisitor,
+    session: CompanySession,
+    notice: str | None = None,
+) -> HTMLResponse:
+    query = select(QuarantineEntry).where(QuarantineEntry.state == "held")
+    entries = list(session.scalars(query.order_by(QuarantineEntry.id.desc()).limit(200)))
+    shown = [
+        (entry, preview(session, session.get_one(InboundReceipt, entry.inbound_id)))
+        for entry in entries
+    ]
+    return page(request, "admin_quarantine.html", {**_base(visitor, notice), "entries": shown})
+
+
+@router.post("/quarantine/{entry_id}/{action}")
+def quarantine_action(
+    request: Request,
+    entry_id: int,
+    action: str,
+    visitor: AdminVisitor,
+    session: CompanySession,
+    context: Context,
+    case_id: Annotated[str, Form()] = "",
+    csrf: CsrfField = None,
+) -> Response:
+    check_form(request, visitor, csrf)
+    if action not in ("reprocess", "assign", "discard"):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No action {action!r}")
+    try:
+        if action == "discard":
+            actions.discard(session, entry_id)
+            return _see(f"/ui/admin/quarantine?notice=Entry+{entry_id}+discarded")
+        if action == "assign" and not case_id.strip().lstrip("#").isdigit():
+            raise actions.QuarantineError("give the number of the case", status=422)
+        chosen = int(case_id.strip().lstrip("#")) if action == "assign" else None
+        released = actions.release(session, entry_id, assign_case_id=chosen)
+    except actions.QuarantineError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+    session.commit()
+    result = actions.process_released(context.db, released, context.ingest_options)
+    words = f"now {result.outcome}" + (f" (case #{result.case_id})" if result.case_id else "")
+    return _see(f"/ui/admin/quarantine?notice=Entry+{entry_id}+{_q(words)}")
+
+
+@router.get("/outbox")
+def outbox_page(
+    request: Request,
+    visitor: AdminVisitor,
+    session: CompanySession,
+    state: str | None = None,
+    notice: str | None = None,
+) -> HTMLResponse:
+    chosen = state if state in OUTBOX_STATES else None
+    entries = outbox.list_outbox(
+        session, state=chosen, account_id=None, case_id=None, limit=200, offset=0
+    )
+    values = {**_base(visitor, notice), "entries": entries, "states": OUTBOX_STATES}
+    return page(request, "admin_outbox.html", {**values, "chosen": chosen or ""})
+
+
+@router.post("/outbox/{outbox_id}/{action}")
+def outbox_action(
+    request: Request,
+    outbox_id: int,
+    action: str,
+    visitor: AdminVisitor,
+    session: CompanySession,
+    context: Context,
+    csrf: CsrfField = None,
+) -> Response:
+    check_form(request, visitor, csrf)
+    give_up = timedelta(hours=context.settings.outbox_give_up_hours)
+    try:
+        if action == "reset":
+            outbox.reset(session, outbox_id)
+        elif action == "retry":
+            outbox.retry(session, outbox_id, give_up_after=give_up)
+        elif action == "cancel":
+            outbox.cancel(session, outbox_id)
+        else:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No action {action!r}")
+    except NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except OutboundError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return _see(f"/ui/admin/outbox?notice=Outbox+{outbox_id}:+{action}+done")

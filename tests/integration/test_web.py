@@ -1,0 +1,276 @@
+"""The web app through the real ASGI app, on both databases: sign-in, sessions, CSRF, company
+isolation on every page, and hostile mail rendered without running anything.
+
+The browser tests (tests/e2e/test_browser.py) drive the same pages in Chromium.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from casemail.auth.signin import MAX_FAILED_SIGN_INS
+from casemail.channels.service import add_channel
+from casemail.db.models import QuarantineEntry, User
+from casemail.users.companies import add_company
+from casemail.users.service import create_user, set_password
+from tests.apisupport import Api
+from tests.support import sample_message
+
+PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@dataclass
+class Browser:
+    """A TestClient with its own cookie jar: one signed-in user."""
+
+    client: TestClient
+
+    def csrf(self, path: str) -> str:
+        found = CSRF.search(self.client.get(path).text)
+        assert found is not None, f"no CSRF token on {path}"
+        return found.group(1)
+
+    def post(self, path: str, data: dict[str, str], *, token: str | None = None) -> httpx.Response:
+        form = {**data, "csrf": token if token is not None else self.csrf("/ui/cases")}
+        response: httpx.Response = self.client.post(path, data=form, follow_redirects=False)
+        return response
+
+
+def _user(api: Api, email: str, *, role: str = "agent", company_id: int = 1) -> None:
+    with api.db.write() as session:
+        user = create_user(
+            session,
+            name=email.split("@")[0].title(),
+            email=email,
+            role="admin" if role == "admin" else "agent",
+            company_id=company_id,
+        )
+        set_password(user, PASSWORD)
+
+
+def _client(api: Api) -> TestClient:
+    """A client with its own cookies whose responses the ``api`` fixture checks for secrets
+    too, as it checks its own."""
+    client = TestClient(api.app)
+
+    def record(response: httpx.Response) -> None:
+        response.read()
+        api.responses.append(response)
+
+    client.event_hooks = {"request": [], "response": [record]}
+    return client
+
+
+def _signed_in(api: Api, email: str) -> Browser:
+    client = _client(api)
+    browser = Browser(client)
+    response = _sign_in(client, email, PASSWORD)
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/ui/cases"
+    return browser
+
+
+def _sign_in(client: TestClient, email: str, password: str) -> httpx.Response:
+    form = client.get("/ui/signin")
+    token = CSRF.search(form.text)
+    assert token is not None
+    data = {"email": email, "password": password, "csrf": token.group(1)}
+    response: httpx.Response = client.post("/ui/signin", data=data, follow_redirects=False)
+    return response
+
+
+@pytest.fixture
+def acme(api: Api) -> Iterator[Browser]:
+    _user(api, "ann@acme.example", role="admin")
+    browser = _signed_in(api, "ann@acme.example")
+    yield browser
+    browser.client.close()
+
+
+def test_pages_need_a_session_and_send_visitors_to_sign_in(api: Api) -> None:
+    client = _client(api)
+    for path in ("/ui/cases", "/ui/cases/1", "/ui/admin/quarantine", "/ui/admin/outbox"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303, path
+        assert response.headers["location"].startswith("/ui/signin?next=")
+    forged = client.get("/ui/cases", cookies={"casemail_session": "x.y.z"}, follow_redirects=False)
+    assert forged.status_code == 303
+
+
+def test_sign_in_refuses_wrong_passwords_alike_and_locks_after_repeated_failures(
+    api: Api,
+) -> None:
+    _user(api, "bob@acme.example")
+    client = _client(api)
+    unknown = _sign_in(client, "nobody@acme.example", PASSWORD)
+    wrong = _sign_in(client, "bob@acme.example", "wrong password!")
+    assert unknown.status_code == wrong.status_code == 401
+    assert "Wrong email address or password." in unknown.text
+    assert "Wrong email address or password." in wrong.text
+    for _ in range(MAX_FAILED_SIGN_INS - 1):
+        _sign_in(client, "bob@acme.example", "wrong password!")
+    locked = _sign_in(client, "bob@acme.example", PASSWORD)  # right, but locked now
+    assert locked.status_code == 401
+    assert "Too many failed sign-ins" in locked.text
+
+
+def test_sign_in_form_without_its_token_is_refused(api: Api) -> None:
+    _user(api, "bob@acme.example")
+    client = _client(api)
+    data = {"email": "bob@acme.example", "password": PASSWORD, "csrf": "made-up"}
+    response = client.post("/ui/signin", data=data, follow_redirects=False)
+    assert response.status_code == 403
+    assert "casemail_session" not in response.headers.get("set-cookie", "")
+
+
+def test_forms_without_the_sessions_csrf_token_are_refused(api: Api, acme: Browser) -> None:
+    channel_id = api.channel()
+    case_id = api.deliver(channel_id, sample_message()).case_id
+    for token in ("", "not-the-token"):
+        response = acme.post(f"/ui/cases/{case_id}/update", {"status": "closed"}, token=token)
+        assert response.status_code == 403, token
+        assert "expired or did not come from this site" in response.text
+    foreign = acme.client.post(
+        f"/ui/cases/{case_id}/update",
+        data={"status": "closed", "csrf": acme.csrf("/ui/cases")},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert foreign.status_code == 403
+    assert api.get(f"/api/v1/cases/{case_id}").json()["status"] == "new"
+    done = acme.post(f"/ui/cases/{case_id}/update", {"status": "closed"})
+    assert done.status_code == 303
+    assert api.get(f"/api/v1/cases/{case_id}").json()["status"] == "closed"
+
+
+def test_the_case_list_searches_and_filters(api: Api, acme: Browser) -> None:
+    channel_id = api.channel()
+    api.deliver(channel_id, sample_message(subject="Printer on fire"))
+    api.deliver(channel_id, sample_message(subject="Invoice 42", sender="bea@other.example"))
+    page = acme.client.get("/ui/cases", params={"q": "invoice"}).text
+    assert "Invoice 42" in page
+    assert "Printer on fire" not in page
+    by_contact = acme.client.get("/ui/cases", params={"q": "alice@customer"}).text
+    assert "Printer on fire" in by_contact
+    assert "Invoice 42" not in by_contact
+    rows = acme.client.get("/ui/cases", params={"status": "closed"}, headers={"HX-Request": "true"})
+    assert "No cases match." in rows.text
+    assert "<html" not in rows.text  # htmx gets the rows alone
+
+
+def test_a_user_sees_nothing_of_another_company_on_any_page(api: Api, acme: Browser) -> None:
+    with api.db.write() as session:
+        other = add_company(session, "Globex").id
+    _user(api, "gus@globex.example", role="admin", company_id=other)
+    with api.db.write() as session:
+        globex_channel = add_channel(session, address="help@globex.example", company_id=other).id
+    result = api.deliver(globex_channel, sample_message(subject="globex secret"))
+    api.deliver(globex_channel, b"")
+    with api.db.read() as session:
+        entry_id = session.scalars(select(QuarantineEntry.id)).one()
+        message_pk = result.message_pk
+    case_id = result.case_id
+    for path in (
+        f"/ui/cases/{case_id}",
+        f"/ui/messages/{message_pk}/html",
+    ):
+        assert acme.client.get(path).status_code == 404, path
+    for path in ("/ui/cases", "/ui/admin/quarantine", "/ui/admin/outbox", "/ui/admin/accounts"):
+        page = acme.client.get(path)
+        assert page.status_code == 200, path
+        assert "globex" not in page.text.lower(), path
+    attempts = [
+        (f"/ui/cases/{case_id}/update", {"status": "closed"}),
+        (f"/ui/cases/{case_id}/reply", {"to": "x@acme.example", "text": "hi"}),
+        (f"/ui/admin/quarantine/{entry_id}/discard", {}),
+        (f"/ui/admin/quarantine/{entry_id}/reprocess", {}),
+    ]
+    for path, data in attempts:
+        assert acme.post(path, data).status_code == 404, path
+    gus = _signed_in(api, "gus@globex.example")
+    assert "globex secret" in gus.client.get(f"/ui/cases/{case_id}").text
+    assert f'id="entry-{entry_id}"' in gus.client.get("/ui/admin/quarantine").text
+
+
+def test_agents_cannot_open_admin_pages(api: Api) -> None:
+    _user(api, "al@acme.example")
+    agent = _signed_in(api, "al@acme.example")
+    for path in ("/ui/admin/quarantine", "/ui/admin/outbox", "/ui/admin/accounts"):
+        assert agent.client.get(path).status_code == 403, path
+    assert agent.client.get("/ui/cases").status_code == 200
+
+
+def test_a_new_password_or_deactivation_ends_the_session(api: Api, acme: Browser) -> None:
+    _user(api, "cy@acme.example")
+    cy = _signed_in(api, "cy@acme.example")
+    assert cy.client.get("/ui/cases", follow_redirects=False).status_code == 200
+    with api.db.write() as session:
+        user = session.scalars(select(User).where(User.email == "cy@acme.example")).one()
+        set_password(user, "another long password")
+    assert cy.client.get("/ui/cases", follow_redirects=False).status_code == 303
+    with api.db.write() as session:
+        ann = session.scalars(select(User).where(User.email == "ann@acme.example")).one()
+        ann.active = False
+    assert acme.client.get("/ui/cases", follow_redirects=False).status_code == 303
+
+
+HOSTILE_HTML = """<html><body><p>Hello</p>
+<script>document.title='pwned'</script>
+<img src="x" onerror="alert(1)"><a href="javascript:alert(2)">click</a>
+<svg><script>alert(3)</script><animate onbegin="alert(4)"/></svg>
+<img src="https://tracker.example/pixel.gif">
+</body></html>"""
+
+
+def test_hostile_html_is_shown_in_a_locked_frame(api: Api, acme: Browser) -> None:
+    message = sample_message(subject="Hostile")
+    message.add_alternative(HOSTILE_HTML, subtype="html")
+    result = api.deliver(api.channel(), message)
+    case_page = acme.client.get(f"/ui/cases/{result.case_id}")
+    policy = case_page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy.split("style-src")[0]
+    assert (
+        f'<iframe class="body-html" sandbox title="Message {result.message_pk}"' in case_page.text
+    )
+    body = acme.client.get(f"/ui/messages/{result.message_pk}/html")
+    lowered = body.text.lower()
+    for payload in ("<script", "onerror", "javascript:", "onbegin", "<svg"):
+        assert payload not in lowered, payload
+    frame_policy = body.headers["content-security-policy"]
+    assert "sandbox" in frame_policy
+    assert "default-src 'none'" in frame_policy
+    assert "img-src data:;" in frame_policy  # no remote images until asked
+    shown = acme.client.get(f"/ui/messages/{result.message_pk}/html", params={"images": "1"})
+    assert "https:" in shown.headers["content-security-policy"]
+
+
+def test_quarantine_actions_from_the_admin_page(api: Api, acme: Browser) -> None:
+    channel_id = api.channel()
+    case_id = api.deliver(channel_id, sample_message(subject="Existing case")).case_id
+    api.client.put(
+        f"/api/v1/channels/{channel_id}/rules",
+        headers=api.auth,
+        json={"known_senders_only": True, "decisions": {"unknown-sender": "quarantine"}},
+    )
+    held = api.deliver(channel_id, sample_message(sender="stranger@elsewhere.example"))
+    assert held.outcome == "quarantined", held
+    page = acme.client.get("/ui/admin/quarantine").text
+    assert f'id="entry-{held.quarantine_id}"' in page
+    assigned = acme.post(
+        f"/ui/admin/quarantine/{held.quarantine_id}/assign", {"case_id": f"#{case_id}"}
+    )
+    assert assigned.status_code == 303
+    assert f"case+%23{case_id}" in assigned.headers["location"]
+    messages = api.get(f"/api/v1/cases/{case_id}/messages").json()
+    assert [m["from_address"] for m in messages][-1] == "stranger@elsewhere.example"
+    again = acme.post(f"/ui/admin/quarantine/{held.quarantine_id}/discard", {})
+    assert again.status_code == 409  # released already: not held any more
