@@ -72,6 +72,7 @@ def globex(api: Api) -> Globex:
         {"name": "Globex app", "provider": "google", "client_id": "globex-app"},
     )
     tokens = _created(api.client.get("/api/v1/tokens", headers=auth))
+    held = _created(api.client.get("/api/v1/quarantine", headers=auth))
     ids = {
         "case_id": case_id,
         "account_id": account["id"],
@@ -81,6 +82,7 @@ def globex(api: Api) -> Globex:
         "team_id": team["id"],
         "client_id": client["id"],
         "token_id": tokens[0]["id"],  # type: ignore[index]
+        "entry_id": held[0]["id"],  # type: ignore[index]
     }
     return Globex(auth, ids)
 
@@ -98,6 +100,7 @@ def _bodies(globex: Globex) -> dict[tuple[str, str], Any]:
         ("PATCH", "/api/v1/oauth/clients/{client_id}"): {"client_id": "stolen"},
         ("POST", "/api/v1/teams/{team_id}/members"): {"user": ids["user_id"]},
         ("PATCH", "/api/v1/users/{user_id}"): {"name": "renamed", "active": False},
+        ("POST", "/api/v1/quarantine/{entry_id}/assign"): {"case_id": ids["case_id"]},
     }
 
 
@@ -172,6 +175,7 @@ def _globex_views(globex: Globex) -> list[str]:
         "/api/v1/teams",
         "/api/v1/outbox",
         "/api/v1/quarantine",
+        f"/api/v1/quarantine/{ids['entry_id']}",
     ]
 
 
