@@ -26,7 +26,7 @@ class Cli:
     home: Path
     db_url: str
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(CASEMAIL), *args],
             env=self.env,
@@ -34,10 +34,11 @@ class Cli:
             text=True,
             timeout=60,
             check=False,
+            input=stdin,
         )
 
-    def ok(self, *args: str) -> str:
-        result = self.run(*args)
+    def ok(self, *args: str, stdin: str = "") -> str:
+        result = self.run(*args, stdin=stdin)
         assert result.returncode == 0, f"casemail {' '.join(args)}:\n{result.stdout}{result.stderr}"
         assert "Traceback" not in result.stderr
         return result.stdout
@@ -45,9 +46,9 @@ class Cli:
     def json(self, *args: str) -> Any:
         return json.loads(self.ok(*args, "--json"))
 
-    def fails(self, *args: str, code: int = 1) -> str:
+    def fails(self, *args: str, code: int = 1, stdin: str = "") -> str:
         """Runs a command that must fail cleanly; returns its error output."""
-        result = self.run(*args)
+        result = self.run(*args, stdin=stdin)
         output = result.stdout + result.stderr
         assert result.returncode == code, f"casemail {' '.join(args)}:\n{output}"
         assert "Traceback" not in output

@@ -46,7 +46,7 @@ class AssignRequest(BaseModel):
 
 
 class Outcome(BaseModel):
-    outcome: str = Field(description="case-created, case-appended, quarantined, …")
+    outcome: str = Field(description="created, appended, quarantined, discarded, rejected, …")
     inbound_id: int
     case_id: int | None
     quarantine_id: int | None

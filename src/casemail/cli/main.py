@@ -10,7 +10,7 @@ import typer
 
 from casemail.auth.tenancy import DEFAULT_COMPANY_ID
 from casemail.auth.tokens import create_token
-from casemail.cli import account, case, channel, keys, oauth, outbox, people
+from casemail.cli import account, case, channel, keys, oauth, outbox, people, quarantine
 from casemail.cli.common import context, fail
 from casemail.cli.inject import inject
 from casemail.db.migrate import current_revision
@@ -28,6 +28,7 @@ app.add_typer(account.app, name="account")
 app.add_typer(people.users, name="user")
 app.add_typer(people.teams, name="team")
 app.add_typer(people.company_app, name="company")
+app.add_typer(quarantine.app, name="quarantine")
 app.add_typer(keys.app, name="keys")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(oauth.app, name="oauth")

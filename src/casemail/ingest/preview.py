@@ -31,7 +31,7 @@ def preview(session: Session, receipt: InboundReceipt) -> Preview:
     except Exception:  # noqa: BLE001 - a message we cannot read still gets a preview
         text = raw[:EXCERPT_CHARS].decode("utf-8", "replace")
         return Preview(None, "(unreadable)", None, [], text, [], len(raw))
-    body = parsed.text_body or ""
+    body = (parsed.text_body or "").replace("\r\n", "\n")
     return Preview(
         sender=parsed.sender.email if parsed.sender else None,
         subject=parsed.subject,
