@@ -20,6 +20,7 @@ from casemail.users.service import UserError
 from casemail.web import admin as web_admin
 from casemail.web import errors as web_errors
 from casemail.web import routes as web_routes
+from casemail.web import wizard as web_wizard
 
 STATIC = Path(web_routes.__file__).parent / "static"
 
@@ -43,6 +44,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(oauth.connect_router)
     app.include_router(oauth.callback_router)
     app.include_router(web_routes.router)
+    app.include_router(web_wizard.router)
     app.include_router(web_admin.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
     _error_handlers(app)

@@ -99,8 +99,13 @@ def check_origin(request: Request) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Cross-site form submissions are refused")
 
 
-def company_session(context: Context, visitor: CurrentVisitor) -> Iterator[Session]:
-    with context.db.write() as session:
+def company_session(
+    request: Request, context: Context, visitor: CurrentVisitor
+) -> Iterator[Session]:
+    """Scoped to the visitor's company; pages read, forms write (a write session takes
+    SQLite's write lock at once, which a page view has no need to hold)."""
+    opened = context.db.read() if request.method == "GET" else context.db.write()
+    with opened as session:
         yield scope_to_company(session, visitor.principal.company_id)
 
 
