@@ -43,6 +43,7 @@ CORE_ROUTES = {
     ("POST", "/api/v1/channels"),
     ("GET", "/api/v1/channels/{channel_id}/rules"),
     ("PUT", "/api/v1/channels/{channel_id}/rules"),
+    ("PATCH", "/api/v1/channels/{channel_id}"),
 }
 MISSING_TOKEN = "Missing API token: send 'Authorization: Bearer <token>'"
 INVALID_TOKEN = "Invalid or revoked API token"
@@ -666,3 +667,24 @@ def test_inbound_lists_discarded_mail_with_its_reason(api: Api) -> None:
     states = [r["state"] for r in api.get("/api/v1/inbound").json()]
     assert states == ["done", "discarded"]  # newest first
     assert api.get("/api/v1/inbound", params={"state": "lost"}).status_code == 422
+
+
+def test_channel_settings_are_changed_and_checked(api: Api) -> None:
+    channel_id = api.channel()
+    changed = api.patch(
+        f"/api/v1/channels/{channel_id}",
+        json={"error_address": "Errors@Example.com", "purge_days": 14, "name": "Help desk"},
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["error_address"], body["purge_days"], body["name"]) == (
+        "errors@example.com",
+        14,
+        "Help desk",
+    )
+    assert body["active"] is True  # left out: unchanged
+    cleared = api.patch(f"/api/v1/channels/{channel_id}", json={"error_address": ""}).json()
+    assert cleared["error_address"] is None
+    for bad in ({"purge_days": 0}, {"error_address": "nobody"}, {"allowed_networks": ["x"]}):
+        assert api.patch(f"/api/v1/channels/{channel_id}", json=bad).status_code == 422, bad
+    assert api.patch("/api/v1/channels/999", json={"name": "x"}).status_code == 404

@@ -53,10 +53,10 @@ def globex(api: Api) -> Globex:
 
     team = post("/api/v1/teams", {"name": "Globex support", "members": ["boss@globex.example"]})
     user = post("/api/v1/users", {"name": "Globex agent", "email": "agent@globex.example"})
-    account = post(
-        "/api/v1/accounts",
-        sketch(team="Globex support", name="Globex desk", email="desk@globex.example"),
-    )
+    document = sketch(team="Globex support", name="Globex desk", email="desk@globex.example")
+    # Address literals: a host name would be looked up in DNS, off this machine.
+    document["incoming"]["host"] = document["outgoing"]["host"] = "127.0.0.1"
+    account = post("/api/v1/accounts", document)
     channel = post("/api/v1/channels", {"address": "help@globex.example", "name": "Globex help"})
     api.deliver(
         channel["id"], sample_message(subject="globex secret case", sender="c@globex.example")
@@ -71,6 +71,10 @@ def globex(api: Api) -> Globex:
         "/api/v1/oauth/clients",
         {"name": "Globex app", "provider": "google", "client_id": "globex-app"},
     )
+    hook = post(
+        "/api/v1/webhooks", {"url": "http://127.0.0.1:9/globex", "events": ["case.created"]}
+    )
+    pinged = post(f"/api/v1/webhooks/{hook['id']}/ping", {})
     tokens = _created(api.client.get("/api/v1/tokens", headers=auth))
     held = _created(api.client.get("/api/v1/quarantine", headers=auth))
     ids = {
@@ -83,6 +87,8 @@ def globex(api: Api) -> Globex:
         "client_id": client["id"],
         "token_id": tokens[0]["id"],  # type: ignore[index]
         "entry_id": held[0]["id"],  # type: ignore[index]
+        "webhook_id": hook["id"],
+        "delivery_id": pinged["id"],
     }
     return Globex(auth, ids)
 
@@ -97,10 +103,12 @@ def _bodies(globex: Globex) -> dict[tuple[str, str], Any]:
         ("POST", "/api/v1/accounts/{account_id}/test-outgoing"): {"to": "x@acme.example"},
         ("POST", "/api/v1/cases/{case_id}/messages"): {"to": ["x@acme.example"], "text": "hi"},
         ("PUT", "/api/v1/channels/{channel_id}/rules"): {},
+        ("PATCH", "/api/v1/channels/{channel_id}"): {"active": False},
         ("PATCH", "/api/v1/oauth/clients/{client_id}"): {"client_id": "stolen"},
         ("POST", "/api/v1/teams/{team_id}/members"): {"user": ids["user_id"]},
         ("PATCH", "/api/v1/users/{user_id}"): {"name": "renamed", "active": False},
         ("POST", "/api/v1/quarantine/{entry_id}/assign"): {"case_id": ids["case_id"]},
+        ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"url": "http://127.0.0.1:9/acme"},
     }
 
 
@@ -176,6 +184,8 @@ def _globex_views(globex: Globex) -> list[str]:
         "/api/v1/outbox",
         "/api/v1/quarantine",
         f"/api/v1/quarantine/{ids['entry_id']}",
+        f"/api/v1/webhooks/{ids['webhook_id']}",
+        f"/api/v1/webhooks/{ids['webhook_id']}/deliveries",
     ]
 
 

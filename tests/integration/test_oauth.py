@@ -695,7 +695,9 @@ def test_signing_in_with_openid_connect_makes_the_users_mailbox_work(
     setup.issuer.set_user(mail_user.address, name="Mia Agent")
     response = sign_in(setup, client_id, mail_user.address)
     assert response.status_code == 200, response.text
-    assert f"for {mail_user.address}" in response.text
+    # Signed in to the web app as well: the callback's session opens the case list.
+    assert response.url.path == "/ui/cases"
+    assert "Sign out" in response.text
     [account] = personal_accounts(setup)
     assert account["email"] == mail_user.address
     assert account["is_default"] is True

@@ -274,3 +274,46 @@ def test_quarantine_actions_from_the_admin_page(api: Api, acme: Browser) -> None
     assert [m["from_address"] for m in messages][-1] == "stranger@elsewhere.example"
     again = acme.post(f"/ui/admin/quarantine/{held.quarantine_id}/discard", {})
     assert again.status_code == 409  # released already: not held any more
+
+
+def test_attachments_download_and_never_render(api: Api, acme: Browser) -> None:
+    message = sample_message(subject="With a page")
+    page_html = b"<html><script>alert(1)</script></html>"
+    message.add_attachment(page_html, maintype="text", subtype="html", filename="page.html")
+    result = api.deliver(api.channel(), message)
+    case_page = acme.client.get(f"/ui/cases/{result.case_id}").text
+    found = re.search(r'href="/ui/attachments/(\d+)">page.html<', case_page)
+    assert found is not None, case_page
+    download = acme.client.get(f"/ui/attachments/{found.group(1)}")
+    assert download.status_code == 200
+    assert download.content == page_html
+    assert download.headers["content-type"] == "application/octet-stream"
+    assert download.headers["content-disposition"] == "attachment; filename*=UTF-8''page.html"
+    assert download.headers["x-content-type-options"] == "nosniff"
+    assert acme.client.get("/ui/attachments/999").status_code == 404
+
+
+def test_channel_settings_from_the_admin_page(api: Api, acme: Browser) -> None:
+    channel_id = api.channel()
+    assert f'id="channel-{channel_id}"' in acme.client.get("/ui/admin/channels").text
+    saved = acme.post(
+        f"/ui/admin/channels/{channel_id}",
+        {
+            "active": "1",
+            "error_address": "Desk@Example.com",
+            "purge_days": "7",
+            "known_senders_only": "1",
+            "structured_fields": "Order, Customer",
+            "trusted_senders": "shop@example.com",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    shown = api.get("/api/v1/channels").json()[0]
+    assert shown["error_address"] == "desk@example.com"
+    assert shown["purge_days"] == 7
+    rules = api.get(f"/api/v1/channels/{channel_id}/rules").json()
+    assert rules["known_senders_only"] is True
+    assert rules["structured_fields"] == ["Order", "Customer"]
+    assert rules["trusted_senders"] == ["shop@example.com"]
+    bad = acme.post(f"/ui/admin/channels/{channel_id}", {"error_address": "not an address"})
+    assert bad.status_code == 422

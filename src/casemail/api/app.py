@@ -5,17 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
 from casemail import __version__
 from casemail.accounts.rules import AccountError
 from casemail.accounts.secrets import SecretsError
-from casemail.api import accounts, oauth, outbox, people, quarantine
+from casemail.api import accounts, oauth, outbox, people, quarantine, webhooks
+from casemail.api.deps import Operator
 from casemail.api.routes import router
 from casemail.api.schemas import Health
 from casemail.bootstrap import AppContext
+from casemail.metrics import DatabaseCollector
 from casemail.users.service import UserError
 from casemail.web import admin as web_admin
 from casemail.web import errors as web_errors
@@ -40,6 +43,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(people.router)
     app.include_router(outbox.router)
     app.include_router(quarantine.router)
+    app.include_router(webhooks.router)
     app.include_router(oauth.clients_router)
     app.include_router(oauth.connect_router)
     app.include_router(oauth.callback_router)
@@ -49,6 +53,19 @@ def create_app(context: AppContext) -> FastAPI:
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
     _error_handlers(app)
     web_errors.install(app)
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus"}},
+    )
+    def metrics(caller: Operator) -> Response:
+        """Prometheus metrics of the whole installation (read from the database, so they
+        cover every process). Scrape with an API token of an admin of the first company."""
+        registry = CollectorRegistry(auto_describe=True)
+        registry.register(DatabaseCollector(context.db))
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> JSONResponse:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, status
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from casemail.accounts.rules import AccountError
@@ -23,10 +23,12 @@ from casemail.api.deps import (
 )
 from casemail.api.schemas import ErrorBody
 from casemail.auth.tenancy import DEFAULT_COMPANY_ID
-from casemail.db.models import OAuthClient
+from casemail.db.models import OAuthClient, User
 from casemail.oauth import clients, flow
 from casemail.oauth.clients import OAuthClientCreate, OAuthClientPublic, OAuthClientUpdate
 from casemail.oauth.tokens import TokenError, ensure_access_token
+from casemail.web.auth import Signer
+from casemail.web.routes import start_session
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorBody, "description": "Missing or invalid API token"},
@@ -155,14 +157,17 @@ def signin(client_id: int, ctx: Context, session: UnscopedWriteSession) -> Redir
 
 @callback_router.get("/oauth/callback", response_class=HTMLResponse, include_in_schema=True)
 def callback(
+    request: Request,
     ctx: Context,
+    signer: Signer,
     state: str | None = None,
     code: str | None = None,
     error: str | None = None,
     error_description: str | None = None,
-) -> HTMLResponse:
+) -> Response:
     """Where the provider sends the browser back (RFC 6749 section 4.1.2). No API token: the
-    one-time ``state`` is the credential."""
+    one-time ``state`` is the credential. A sign-in (OpenID Connect) also signs the user in
+    to the web app."""
     try:
         done = flow.finish(
             ctx.db,
@@ -175,11 +180,22 @@ def callback(
         )
     except flow.FlowError as exc:
         return _page("Not connected", str(exc), status.HTTP_400_BAD_REQUEST)
+    if done.signed_in_user_id is not None:
+        return _web_session(request, ctx, signer, done.signed_in_user_id)
     return _page(
         "Connected",
         f"casemail can now fetch and send mail for {done.email}. You can close this window.",
         status.HTTP_200_OK,
     )
+
+
+def _web_session(request: Request, ctx: Context, signer: Signer, user_id: int) -> Response:
+    with ctx.db.read() as session:
+        user = session.get_one(User, user_id)
+        cookie, _ = signer.new_session(user.id, user.password_hash)
+    response = RedirectResponse("/ui/cases", status_code=status.HTTP_303_SEE_OTHER)
+    start_session(response, request, cookie)
+    return response
 
 
 def _page(title: str, words: str, code: int) -> HTMLResponse:

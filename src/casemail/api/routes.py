@@ -14,6 +14,7 @@ from casemail.api.schemas import (
     CaseUpdate,
     ChannelCreate,
     ChannelPublic,
+    ChannelUpdate,
     ErrorBody,
     InboundPublic,
     MessagePublic,
@@ -23,11 +24,13 @@ from casemail.cases import service as cases
 from casemail.channels.addresses import InvalidAddress
 from casemail.channels.rules import ChannelRules
 from casemail.channels.service import (
+    ChannelChanges,
     ChannelExists,
     UnknownChannel,
     add_channel,
     list_channels,
     set_rules,
+    update_channel,
 )
 from casemail.db.models import Channel, OutboxEntry
 
@@ -208,6 +211,25 @@ def post_channel(body: ChannelCreate, session: WriteSession) -> ChannelPublic:
         )
     except ChannelExists as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except (InvalidAddress, ValueError) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return ChannelPublic.model_validate(channel)
+
+
+@router.patch(
+    "/channels/{channel_id}",
+    response_model=ChannelPublic,
+    tags=["channels"],
+    responses={**NOT_FOUND, 422: {"description": "Invalid address, network or number"}},
+    dependencies=ADMIN,
+)
+def patch_channel(channel_id: int, body: ChannelUpdate, session: WriteSession) -> ChannelPublic:
+    """Name, active, the error address for quarantine notices, the quarantine's purge days,
+    the sender networks and the subject tag prefix; fields left out stay."""
+    try:
+        channel = update_channel(session, channel_id, ChannelChanges(**body.model_dump()))
+    except UnknownChannel as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except (InvalidAddress, ValueError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     return ChannelPublic.model_validate(channel)

@@ -155,6 +155,21 @@ class ChannelCreate(BaseModel):
     account_id: int | None = Field(None, description="The account whose mailbox feeds it.")
 
 
+class ChannelUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    active: bool | None = Field(None, description="An inactive channel quarantines its mail.")
+    error_address: str | None = Field(
+        None,
+        max_length=320,
+        description="Where quarantine notices go ('' clears it: then to the company's admins).",
+    )
+    purge_days: int | None = Field(None, ge=1, le=3650, description="Quarantine kept this long.")
+    allowed_networks: list[str] | None = None
+    subject_tag_prefix: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[\w\- ]+$")
+
+
 class Health(BaseModel):
     status: str
     database: str

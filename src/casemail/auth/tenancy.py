@@ -42,6 +42,8 @@ from casemail.db.models import (
     Team,
     TeamMember,
     User,
+    Webhook,
+    WebhookDelivery,
 )
 
 COMPANY_KEY = "casemail_company_id"
@@ -83,6 +85,7 @@ def _criteria(company_id: int) -> list[Any]:
             OAuthClient.__table__.c.company_id.is_(None),
         )
     )
+    hooks = _ids(Webhook.__table__, company_id)
     message_table = Message.__table__
     messages = select(message_table.c.id).where(message_table.c.channel_id.in_(channels))
     owned = [
@@ -106,6 +109,8 @@ def _criteria(company_id: int) -> list[Any]:
         (MailboxItem, MailboxItem.account_id.in_(accounts)),
         (TeamMember, TeamMember.team_id.in_(teams)),
         (ApiToken, ApiToken.user_id.in_(users)),
+        (Webhook, Webhook.company_id == company_id),
+        (WebhookDelivery, WebhookDelivery.webhook_id.in_(hooks)),
     ]
     return [
         with_loader_criteria(entity, criterion, include_aliases=True) for entity, criterion in owned

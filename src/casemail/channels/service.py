@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -100,3 +102,39 @@ def _check_team(session: Session, channel: Channel, team_id: int) -> None:
     team = session.get(Team, team_id)
     if team is None or team.company_id != channel.company_id:
         raise ValueError(f"no team {team_id} in this channel's company")
+
+
+@dataclass(frozen=True)
+class ChannelChanges:
+    """Only the fields given (not None) change; ``error_address`` "" clears it."""
+
+    name: str | None = None
+    active: bool | None = None
+    error_address: str | None = None
+    purge_days: int | None = None
+    allowed_networks: list[str] | None = None
+    subject_tag_prefix: str | None = None
+
+
+def update_channel(session: Session, channel_id: int, changes: ChannelChanges) -> Channel:
+    channel = session.get(Channel, channel_id)
+    if channel is None:
+        raise UnknownChannel(f"no channel {channel_id}")
+    if changes.name is not None:
+        channel.name = changes.name.strip() or channel.address
+    if changes.active is not None:
+        channel.active = changes.active
+    if changes.error_address is not None:
+        channel.error_address = (
+            normalise_address(changes.error_address) if changes.error_address.strip() else None
+        )
+    if changes.purge_days is not None:
+        if not 1 <= changes.purge_days <= 3650:
+            raise ValueError("purge_days is 1 to 3650")
+        channel.purge_days = changes.purge_days
+    if changes.allowed_networks is not None:
+        channel.allowed_networks = parse_networks(changes.allowed_networks)
+    if changes.subject_tag_prefix is not None:
+        channel.subject_tag_prefix = changes.subject_tag_prefix
+    session.flush()
+    return channel

@@ -27,6 +27,7 @@ from casemail.ingest.store import (
     message_row,
 )
 from casemail.ingest.types import IngestResult, RuleHit
+from casemail.webhooks.events import Event, emit
 
 log = logging.getLogger("casemail.ingest")
 
@@ -63,8 +64,35 @@ def write_batch(session: Session, work: list[Work], identity: Identity) -> dict[
     message_of = insert_messages(session, rows) if rows else {}
     _attachments(session, kept, message_of)
     _mark_done(session, [item.receipt.id for item in kept])
+    emit(session, _events(kept, reported))
     session.flush()
     return {item.receipt.id: _result(item) for item in work}
+
+
+def _events(kept: list[Work], reported: dict[int, int]) -> list[Event]:
+    """What the company's webhooks hear of this batch: new cases, messages received, and
+    outbound messages a bounce marked failed."""
+    events: list[Event] = []
+    for item in kept:
+        assert item.case is not None
+        company = item.channel.company_id
+        case = {"id": item.case.id, "subject": item.case.subject, "channel_id": item.channel.id}
+        if item.created:
+            contact = {"email": item.sender.email, "name": item.sender.name}
+            events.append(Event(company, "case.created", {"case": {**case, "contact": contact}}))
+        message = {
+            "id": item.message_pk,
+            "case_id": item.case.id,
+            "subject": item.parsed.subject,
+            "from": item.sender.email,
+            "classification": item.classification.kind,
+        }
+        events.append(Event(company, "message.received", {"message": message}))
+        if item.receipt.id in reported:
+            failed = {"outbox_id": reported[item.receipt.id], "case_id": item.case.id}
+            error = {"error": "bounced", "bounce_message_id": item.message_pk}
+            events.append(Event(company, "message.failed", {"message": failed, **error}))
+    return events
 
 
 def _link_new_cases(session: Session, kept: list[Work]) -> None:

@@ -20,6 +20,7 @@ from casemail.db.models import Account, Channel, MailboxFolder, MailboxItem
 from casemail.db.types import utcnow
 from casemail.mailboxes.job import MailboxJob, Progress, SyncReport
 from casemail.oauth.tokens import TokenError, ensure_access_token
+from casemail.webhooks.events import Event, emit
 
 log = logging.getLogger("casemail.mailboxes")
 
@@ -127,6 +128,11 @@ def record_failure(db: Database, account_id: int, exc: BaseException) -> None:
         if account is None:
             return
         now = utcnow()
+        if account.sync_state != "error":
+            # Healthy (or new) until now: tell the company's webhooks once, not every retry.
+            details = {"id": account.id, "name": account.name, "email": account.email}
+            data = {"account": details, "error": message}
+            emit(session, [Event(account.company_id, "account.unhealthy", data)])
         account.sync_state = "error"
         account.sync_failures += 1
         account.last_sync_error = message[:2000]

@@ -56,6 +56,8 @@ class Started:
 class Finished:
     account_id: int
     email: str
+    # A sign-in (OpenID Connect): the user who signed in, for the web app's session.
+    signed_in_user_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -169,9 +171,9 @@ def finish(
         )
     except ProviderError as exc:
         _fail(db, consumed, f"the token endpoint refused the code ({exc})")
-    account_id, email = consumed.account_id, consumed.email
+    account_id, email, user_id = consumed.account_id, consumed.email, None
     if account_id is None:
-        account_id, email = _signed_in_account(db, keys, consumed, tokens, allow_private)
+        account_id, email, user_id = _signed_in_account(db, keys, consumed, tokens, allow_private)
     if not tokens.refresh_token:
         log.warning(
             "account %s: the provider gave no refresh token; the account will need to be "
@@ -180,12 +182,12 @@ def finish(
         )
     store_tokens(db, keys, account_id, tokens)
     log.info("account %s: connected with OAuth2 (%s)", account_id, consumed.purpose)
-    return Finished(account_id, email or "")
+    return Finished(account_id, email or "", user_id)
 
 
 def _signed_in_account(
     db: Database, keys: KeyRing, consumed: _Consumed, tokens: Tokens, allow_private: bool
-) -> tuple[int, str]:
+) -> tuple[int, str, int | None]:
     if not tokens.id_token:
         _fail(db, consumed, "the provider sent no ID token (is 'openid' allowed for the app?)")
     try:
@@ -198,7 +200,7 @@ def _signed_in_account(
             account = personal_account_for(
                 session, client, identity, keys=keys, allow_private=allow_private
             )
-            return account.id, account.email
+            return account.id, account.email, account.owner_user_id
     except SignInRefused as exc:
         _fail(db, consumed, str(exc))
 

@@ -26,12 +26,13 @@ from casemail.accounts.service import stored_secrets
 from casemail.config import Settings
 from casemail.db.blobs import get_blobs
 from casemail.db.engine import Database
-from casemail.db.models import Account, Message, OutboxEntry
+from casemail.db.models import Account, Case, Message, OutboxEntry
 from casemail.db.types import utcnow
 from casemail.oauth.tokens import TokenError, ensure_access_token
 from casemail.outbound.claims import claim_due, mine, start_transmitting
 from casemail.outbound.sentcopy import append_to_sent, wanted_folder
 from casemail.outbound.smtp import Delivery, DeliveryResult, OnResult, OnStart, deliver_all
+from casemail.webhooks.events import Event, emit
 
 log = logging.getLogger("casemail.outbound")
 
@@ -230,6 +231,36 @@ def record(session: Session, result: DeliveryResult, claim: datetime) -> None:
         entry.next_attempt_at = now + backoff(entry.attempts)
         entry.last_error = f"Temporary failure, retrying: {result.text}"
     log.info("outbox %s: %s (%s)", entry.id, entry.state, result.text)
+    if entry.state in ("sent", "error"):
+        _announce(session, entry)
+
+
+def _announce(session: Session, entry: OutboxEntry) -> None:
+    """message.sent / message.failed for the company's webhooks."""
+    company = _company_of(session, entry)
+    if company is None:
+        return
+    message = {
+        "outbox_id": entry.id,
+        "case_id": entry.case_id,
+        "message_id": entry.message_id,
+        "subject": entry.subject,
+        "recipients": list(entry.recipients),
+        "kind": entry.kind,
+    }
+    if entry.state == "sent":
+        emit(session, [Event(company, "message.sent", {"message": message})])
+    else:
+        error = {"error": entry.last_error}
+        emit(session, [Event(company, "message.failed", {"message": message, **error})])
+
+
+def _company_of(session: Session, entry: OutboxEntry) -> int | None:
+    if entry.account_id is not None:
+        return session.scalar(select(Account.company_id).where(Account.id == entry.account_id))
+    if entry.case_id is not None:
+        return session.scalar(select(Case.company_id).where(Case.id == entry.case_id))
+    return None
 
 
 def _sent(session: Session, entry: OutboxEntry, result: DeliveryResult, now: datetime) -> None:

@@ -8,12 +8,16 @@ from urllib.parse import quote_plus
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from casemail.accounts import checks, service
 from casemail.accounts.public import to_public
 from casemail.api.deps import Context
-from casemail.db.models import Account, InboundReceipt, QuarantineEntry
+from casemail.channels.addresses import InvalidAddress
+from casemail.channels.rules import ChannelRules
+from casemail.channels.service import ChannelChanges, set_rules, update_channel
+from casemail.db.models import Account, Channel, InboundReceipt, QuarantineEntry, Team
 from casemail.ingest import quarantine_actions as actions
 from casemail.ingest.preview import preview
 from casemail.mailboxes.health import account_health
@@ -159,3 +163,62 @@ def outbox_action(
     except OutboundError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     return _see(f"/ui/admin/outbox?notice=Outbox+{outbox_id}:+{action}+done")
+
+
+@router.get("/channels")
+def channels_page(
+    request: Request, visitor: AdminVisitor, session: CompanySession, notice: str | None = None
+) -> HTMLResponse:
+    rows = list(session.scalars(select(Channel).order_by(Channel.address)))
+    teams = list(session.scalars(select(Team).order_by(Team.name)))
+    shown = [(channel, ChannelRules.model_validate(channel.rules or {})) for channel in rows]
+    values = {**_base(visitor, notice), "channels": shown, "teams": teams}
+    return page(request, "admin_channels.html", values)
+
+
+@router.post("/channels/{channel_id}")
+def channel_save(
+    request: Request,
+    channel_id: int,
+    visitor: AdminVisitor,
+    session: CompanySession,
+    error_address: Annotated[str, Form(max_length=320)] = "",
+    purge_days: Annotated[int, Form(ge=1, le=3650)] = 30,
+    active: Annotated[str, Form()] = "",
+    known_senders_only: Annotated[str, Form()] = "",
+    acknowledge_new_cases: Annotated[str, Form()] = "",
+    notify_quarantine: Annotated[str, Form()] = "",
+    team_id: Annotated[str, Form()] = "",
+    structured_fields: Annotated[str, Form(max_length=400)] = "",
+    trusted_senders: Annotated[str, Form(max_length=4000)] = "",
+    csrf: CsrfField = None,
+) -> Response:
+    """The channel's settings and the rules people change most; the whole rule set (the
+    decision table, reply policies, rate limit) is ``PUT /api/v1/channels/{id}/rules``."""
+    check_form(request, visitor, csrf)
+    channel = session.get(Channel, channel_id)
+    if channel is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No channel {channel_id}")
+    current = ChannelRules.model_validate(channel.rules or {}).model_dump()
+    wanted = {
+        **current,
+        "known_senders_only": bool(known_senders_only),
+        "acknowledge_new_cases": bool(acknowledge_new_cases),
+        "notify_quarantine": bool(notify_quarantine),
+        "team_id": int(team_id) if team_id.isdigit() else None,
+        "structured_fields": _listed(structured_fields),
+        "trusted_senders": _listed(trusted_senders),
+    }
+    try:
+        changes = ChannelChanges(
+            active=bool(active), error_address=error_address, purge_days=purge_days
+        )
+        update_channel(session, channel_id, changes)
+        set_rules(session, channel_id, ChannelRules.model_validate(wanted))
+    except (ValidationError, ValueError, InvalidAddress) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return _see(f"/ui/admin/channels?notice={_q(channel.address + ' saved')}")
+
+
+def _listed(text: str) -> list[str]:
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -14,7 +15,8 @@ from casemail.accounts.sending import sendable_accounts
 from casemail.api.deps import Context
 from casemail.auth.signin import sign_in
 from casemail.cases import service as cases
-from casemail.db.models import Message, OutboxEntry, Team, User
+from casemail.db.blobs import get_blob
+from casemail.db.models import Attachment, Message, OutboxEntry, Team, User
 from casemail.outbound import service as outbox
 from casemail.outbound.service import CaseMail, NotFound, OutboundError
 from casemail.web.auth import (
@@ -107,17 +109,23 @@ def signin(
     if made is None:
         return _signin_page(request, signer, next, result.refusal, status.HTTP_401_UNAUTHORIZED)
     response = _see(_local(next))
+    start_session(response, request, made[0])
+    response.delete_cookie(SIGNIN_COOKIE, path="/ui/signin")
+    return response
+
+
+def start_session(response: Response, request: Request, cookie: str) -> None:
+    """The session cookie: HttpOnly (no script reads it), SameSite=Lax (not sent with
+    cross-site POSTs), Secure behind HTTPS."""
     response.set_cookie(
         SESSION_COOKIE,
-        made[0],
+        cookie,
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="lax",
         secure=_secure(request),
         path="/",
     )
-    response.delete_cookie(SIGNIN_COOKIE, path="/ui/signin")
-    return response
 
 
 @router.post("/signout")
@@ -237,6 +245,30 @@ def message_html(
             "Cache-Control": "no-store",
         },
     )
+
+
+@router.get("/attachments/{attachment_id}")
+def attachment(attachment_id: int, visitor: CurrentVisitor, session: CompanySession) -> Response:
+    """An attachment, always as a download (never rendered by the browser in our origin:
+    an HTML or SVG attachment could otherwise run script as casemail)."""
+    found = session.get(Attachment, attachment_id)
+    if found is None or cases.get_case(session, _case_of(session, found)) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such attachment")
+    name = found.filename or f"attachment-{found.id}"
+    return Response(
+        get_blob(session, found.sha256),
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _case_of(session: CompanySession, found: Attachment) -> int:
+    return session.get_one(Message, found.message_pk).case_id
 
 
 @router.post("/cases/{case_id}/reply")

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 from casemail.bootstrap import AppContext
+from casemail.webhooks.delivery import deliver_due
 from casemail.workers.jobs import purge_quarantine, reprocess_pending
 from casemail.workers.mailboxes import poll_mailboxes
 from casemail.workers.outbox import run_outbox
@@ -16,9 +17,11 @@ OUTBOX_STOP_GRACE_SECONDS = 10.0
 
 
 def _jobs(ctx: AppContext) -> list[tuple[str, Callable[[], int]]]:
+    private = ctx.settings.private_hosts_allowed
     return [
         ("reprocess-pending", lambda: reprocess_pending(ctx.db, ctx.ingest_options)),
         ("purge-quarantine", lambda: purge_quarantine(ctx.db)),
+        ("webhooks", lambda: deliver_due(ctx.db, ctx.keys, allow_private=private)),
     ]
 
 
