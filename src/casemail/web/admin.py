@@ -7,11 +7,11 @@ from typing import Annotated
 from urllib.parse import quote_plus
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from casemail.accounts import checks, service
+from casemail.accounts import service
 from casemail.accounts.public import to_public
 from casemail.api.deps import Context
 from casemail.channels.addresses import InvalidAddress
@@ -24,15 +24,11 @@ from casemail.mailboxes.health import account_health
 from casemail.outbound import service as outbox
 from casemail.outbound.service import NotFound, OutboundError
 from casemail.web.auth import AdminVisitor, CompanySession, check_form
-from casemail.web.pages import page
+from casemail.web.pages import page, see
 
 router = APIRouter(prefix="/ui/admin", include_in_schema=False)
 CsrfField = Annotated[str | None, Form(alias="csrf")]
 OUTBOX_STATES = ("ready", "sending", "sent", "error", "cancelled")
-
-
-def _see(path: str) -> RedirectResponse:
-    return RedirectResponse(path, status_code=status.HTTP_303_SEE_OTHER)
 
 
 def _base(visitor: AdminVisitor, notice: str | None = None) -> dict[str, object]:
@@ -52,23 +48,6 @@ def accounts_page(
         public = to_public(account, service.stored_secrets(account, context.keys))
         rows.append((public, account_health(context.db, account.id)))
     return page(request, "admin_accounts.html", {**_base(visitor, notice), "rows": rows})
-
-
-@router.post("/accounts/{account_id}/test-incoming")
-async def account_test_incoming(
-    request: Request,
-    account_id: int,
-    visitor: AdminVisitor,
-    session: CompanySession,
-    context: Context,
-    csrf: CsrfField = None,
-) -> Response:
-    check_form(request, visitor, csrf)
-    if session.get(Account, account_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No account {account_id}")
-    outcome = await checks.test_incoming(context, account_id)
-    words = "passed" if outcome.ok else f"failed: {outcome.message}"
-    return _see(f"/ui/admin/accounts?notice=Test+incoming+of+account+{account_id}+{_q(words)}")
 
 
 def _q(text: str) -> str:
@@ -108,7 +87,7 @@ def quarantine_action(
     try:
         if action == "discard":
             actions.discard(session, entry_id)
-            return _see(f"/ui/admin/quarantine?notice=Entry+{entry_id}+discarded")
+            return see(f"/ui/admin/quarantine?notice=Entry+{entry_id}+discarded")
         if action == "assign" and not case_id.strip().lstrip("#").isdigit():
             raise actions.QuarantineError("give the number of the case", status=422)
         chosen = int(case_id.strip().lstrip("#")) if action == "assign" else None
@@ -118,7 +97,7 @@ def quarantine_action(
     session.commit()
     result = actions.process_released(context.db, released, context.ingest_options)
     words = f"now {result.outcome}" + (f" (case #{result.case_id})" if result.case_id else "")
-    return _see(f"/ui/admin/quarantine?notice=Entry+{entry_id}+{_q(words)}")
+    return see(f"/ui/admin/quarantine?notice=Entry+{entry_id}+{_q(words)}")
 
 
 @router.get("/outbox")
@@ -162,7 +141,7 @@ def outbox_action(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except OutboundError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    return _see(f"/ui/admin/outbox?notice=Outbox+{outbox_id}:+{action}+done")
+    return see(f"/ui/admin/outbox?notice=Outbox+{outbox_id}:+{action}+done")
 
 
 @router.get("/channels")
@@ -217,7 +196,7 @@ def channel_save(
         set_rules(session, channel_id, ChannelRules.model_validate(wanted))
     except (ValidationError, ValueError, InvalidAddress) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    return _see(f"/ui/admin/channels?notice={_q(channel.address + ' saved')}")
+    return see(f"/ui/admin/channels?notice={_q(channel.address + ' saved')}")
 
 
 def _listed(text: str) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import jinja2
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from casemail import __version__
@@ -59,3 +59,8 @@ def page(
     response = templates.TemplateResponse(request, name, values, status_code=status_code)
     response.headers.update(PAGE_HEADERS)
     return response
+
+
+def see(path: str) -> RedirectResponse:
+    """After a form: 303 See Other, so a reload does not post it again."""
+    return RedirectResponse(path, status_code=303)

@@ -26,7 +26,7 @@ from casemail.web.auth import (
     check_form,
     check_origin,
 )
-from casemail.web.pages import page
+from casemail.web.pages import page, see
 from casemail.web.quoted import split_quoted
 from casemail.web.session import (
     SESSION_COOKIE,
@@ -44,13 +44,9 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def _see(path: str) -> RedirectResponse:
-    return RedirectResponse(path, status_code=status.HTTP_303_SEE_OTHER)
-
-
 @router.get("")
 def home() -> RedirectResponse:
-    return _see("/ui/cases")
+    return see("/ui/cases")
 
 
 @router.get("/signin")
@@ -108,7 +104,7 @@ def signin(
         made = signer.new_session(user.id, user.password_hash) if user is not None else None
     if made is None:
         return _signin_page(request, signer, next, result.refusal, status.HTTP_401_UNAUTHORIZED)
-    response = _see(_local(next))
+    response = see(_local(next))
     start_session(response, request, made[0])
     response.delete_cookie(SIGNIN_COOKIE, path="/ui/signin")
     return response
@@ -131,7 +127,7 @@ def start_session(response: Response, request: Request, cookie: str) -> None:
 @router.post("/signout")
 def signout(request: Request, visitor: CurrentVisitor, csrf: CsrfField = None) -> Response:
     check_form(request, visitor, csrf)
-    response = _see("/ui/signin")
+    response = see("/ui/signin")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -303,7 +299,7 @@ def reply(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except OutboundError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    return _see(f"/ui/cases/{case_id}?sent={entry.id}")
+    return see(f"/ui/cases/{case_id}?sent={entry.id}")
 
 
 def _addresses(field: str) -> tuple[str, ...]:
@@ -335,4 +331,4 @@ def update(
         )
     except cases.CaseUpdateError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    return _see(f"/ui/cases/{case_id}")
+    return see(f"/ui/cases/{case_id}")

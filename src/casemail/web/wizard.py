@@ -26,7 +26,7 @@ from casemail.channels.service import ChannelExists, add_channel
 from casemail.db.models import Account, Channel
 from casemail.oauth import flow
 from casemail.web.auth import AdminVisitor, CompanySession, check_form
-from casemail.web.pages import page
+from casemail.web.pages import page, see
 
 router = APIRouter(prefix="/ui/admin/accounts", include_in_schema=False)
 CsrfField = Annotated[str | None, Form(alias="csrf")]
@@ -36,10 +36,6 @@ SECURITY = ("tls", "starttls", "none")
 
 def _base(visitor: AdminVisitor, **values: Any) -> dict[str, Any]:
     return {"visitor": visitor.principal, "csrf": visitor.session.csrf, **values}
-
-
-def _see(path: str) -> RedirectResponse:
-    return RedirectResponse(path, status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.get("/new")
@@ -155,7 +151,7 @@ def create(
         }  # fmt: skip
         values["error"] = _words(exc)
         return page(request, "wizard_settings.html", _base(visitor, **values), status_code=422)
-    return _see(f"/ui/admin/accounts/{account.id}/setup")
+    return see(f"/ui/admin/accounts/{account.id}/setup")
 
 
 def _words(exc: Exception) -> str:
@@ -209,7 +205,7 @@ async def run_test(
     else:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No test {direction!r}")
     words = f"Test {direction}: " + ("passed" if outcome.ok else f"failed: {outcome.message}")
-    return _see(f"/ui/admin/accounts/{account_id}/setup?notice={quote_plus(words[:400])}")
+    return see(f"/ui/admin/accounts/{account_id}/setup?notice={quote_plus(words[:400])}")
 
 
 @router.post("/{account_id}/activate")
@@ -244,7 +240,7 @@ def activate(
             add_channel(session, address=channel_address, name=account.name, account_id=account.id)
     except (AccountError, ChannelExists, InvalidAddress, ValueError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    return _see(f"/ui/admin/accounts?notice={quote_plus(f'{account.name} is active')}")
+    return see(f"/ui/admin/accounts?notice={quote_plus(f'{account.name} is active')}")
 
 
 @router.post("/{account_id}/connect")
