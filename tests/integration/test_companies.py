@@ -36,7 +36,7 @@ class Globex:
 
 
 def _created(response: httpx.Response) -> dict[str, Any]:
-    assert response.status_code in (200, 201), response.text
+    assert response.status_code in (200, 201, 202), response.text
     body: dict[str, Any] = response.json()
     return body
 

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 
 from casemail import __version__
 from casemail.accounts.rules import AccountError
@@ -91,6 +92,13 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(DataError)
+    async def out_of_range(request: Request, exc: DataError) -> JSONResponse:
+        # A number past the column's range (PostgreSQL's integer is 32 bits; SQLite takes
+        # 64): the request is wrong, not the service. Only the kind of problem is said.
+        words = "a value in the request is out of range (ids are at most 2147483647)"
+        return JSONResponse({"detail": words}, status_code=422)
 
     @app.exception_handler(SecretsError)
     async def secrets_error(request: Request, exc: SecretsError) -> JSONResponse:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -90,7 +89,7 @@ def _attachments(items: list[AttachmentIn]) -> tuple[OutgoingAttachment, ...]:
     for item in items:
         try:
             data = base64.b64decode(item.content_base64, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or characters outside ASCII
             raise OutboundError(f"attachment {item.filename!r}: not base64: {exc}") from exc
         parts.append(OutgoingAttachment(item.filename, item.content_type, data))
     if sum(len(p.data) for p in parts) > MAX_ATTACHMENT_BYTES:

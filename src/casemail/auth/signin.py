@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,8 +22,13 @@ MAX_FAILED_SIGN_INS = 5
 LOCK_FOR = timedelta(minutes=15)
 WRONG = "Wrong email address or password."
 LOCKED = "Too many failed sign-ins: try again in 15 minutes, or ask an admin to reset it."
-# Verified when the address is unknown, so both cases take one argon2 verification.
-_DUMMY_HASH = hash_password("not-a-password-of-anyone")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the address is unknown, so both cases take one argon2 verification
+    (made at the first sign-in, not at import: every CLI command imports this module)."""
+    return hash_password("not-a-password-of-anyone")
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class SignIn:
 def sign_in(session: Session, email: str, password: str) -> SignIn:
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(_dummy_hash(), password)
         return SignIn(None, WRONG)
     now = utcnow()
     if user.locked_until is not None and user.locked_until > now:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from casemail.accounts.hosts import HostNotAllowed, HostNotFound, check_host
@@ -86,10 +86,8 @@ def update_webhook(
 
 
 def delete_webhook(session: Session, hook: Webhook) -> None:
-    for delivery in session.scalars(
-        select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id)
-    ):
-        session.delete(delivery)
+    """The webhook and its delivery log."""
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id))
     session.delete(hook)
     session.flush()
 
