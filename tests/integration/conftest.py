@@ -14,6 +14,7 @@ import pytest
 from casemail.config import Settings
 from casemail.db import Database
 from casemail.listener.server import start_listeners
+from tests.companysupport import globex  # noqa: F401 - a fixture for the tests here
 from tests.conftest import free_port
 
 

@@ -20,7 +20,11 @@ from casemail.channels.service import add_channel
 from casemail.db.models import QuarantineEntry, User
 from casemail.users.companies import add_company
 from casemail.users.service import create_user, set_password
+from casemail.web import admin as web_admin
+from casemail.web import routes as web_routes
+from casemail.web import wizard as web_wizard
 from tests.apisupport import Api
+from tests.companysupport import Globex
 from tests.support import sample_message
 
 PASSWORD = "correct horse battery"
@@ -317,3 +321,47 @@ def test_channel_settings_from_the_admin_page(api: Api, acme: Browser) -> None:
     assert rules["trusted_senders"] == ["shop@example.com"]
     bad = acme.post(f"/ui/admin/channels/{channel_id}", {"error_address": "not an address"})
     assert bad.status_code == 422
+
+
+WEB_ROUTERS = (web_routes.router, web_admin.router, web_wizard.router)
+FORM = {
+    "to": "x@acme.example", "text": "hi", "status": "closed", "case_id": "1",
+    "channel_address": "", "error_address": "", "purge_days": "7", "email": "x@acme.example",
+    "name": "x", "role": "global",
+}  # fmt: skip
+
+
+def test_every_page_and_form_refuses_another_companys_ids(
+    api: Api, acme: Browser, globex: Globex
+) -> None:
+    """Every /ui route with an id in its path, read from the routers themselves (so pages
+    added later are covered), tried by Acme's admin with Globex's ids."""
+    ids: dict[str, object] = {**globex.ids, **_globex_message_ids(api, globex)}
+    ids.update(action="discard", direction="incoming")
+    tried = 0
+    token = acme.csrf("/ui/cases")
+    for router in WEB_ROUTERS:
+        for route in router.routes:
+            path = getattr(route, "path", "")
+            if "{" not in path:
+                continue
+            url = re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
+            for method in sorted(getattr(route, "methods", ())):
+                data = {**FORM, "csrf": token} if method == "POST" else None
+                response = acme.client.request(method, url, data=data, follow_redirects=False)
+                assert response.status_code in (403, 404), f"{method} {path}: {response.text}"
+                assert "globex" not in response.text.lower(), f"{method} {path}"
+                tried += 1
+    assert tried >= 12  # as many as there were when this was written
+    # And Globex's own admin reaches them: the ids were real.
+    gus_case = globex.get(api, f"/api/v1/cases/{ids['case_id']}")
+    assert gus_case.json()["status"] == "new"
+
+
+def _globex_message_ids(api: Api, globex: Globex) -> dict[str, int]:
+    message = sample_message(subject="globex attachment")
+    message.add_attachment(b"globex data", maintype="application", subtype="octet-stream",
+                           filename="globex.bin")  # fmt: skip
+    result = api.deliver(globex.ids["channel_id"], message)
+    listed = globex.get(api, f"/api/v1/cases/{result.case_id}/messages").json()
+    return {"message_pk": listed[0]["id"], "attachment_id": listed[0]["attachments"][0]["id"]}

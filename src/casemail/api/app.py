@@ -14,7 +14,7 @@ from sqlalchemy.exc import DataError
 from casemail import __version__
 from casemail.accounts.rules import AccountError
 from casemail.accounts.secrets import SecretsError
-from casemail.api import accounts, oauth, outbox, people, quarantine, webhooks
+from casemail.api import accounts, attachments, oauth, outbox, people, quarantine, webhooks
 from casemail.api.deps import Operator
 from casemail.api.routes import router
 from casemail.api.schemas import Health
@@ -44,6 +44,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(people.router)
     app.include_router(outbox.router)
     app.include_router(quarantine.router)
+    app.include_router(attachments.router)
     app.include_router(webhooks.router)
     app.include_router(oauth.clients_router)
     app.include_router(oauth.connect_router)

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from casemail.accounts.sending import sendable_accounts
+from casemail.api.attachments import download
 from casemail.api.deps import Context
 from casemail.auth.signin import sign_in
 from casemail.cases import service as cases
-from casemail.db.blobs import get_blob
-from casemail.db.models import Attachment, Message, OutboxEntry, Team, User
+from casemail.db.models import Message, OutboxEntry, Team, User
 from casemail.outbound import service as outbox
 from casemail.outbound.service import CaseMail, NotFound, OutboundError
 from casemail.web.auth import (
@@ -245,26 +244,8 @@ def message_html(
 
 @router.get("/attachments/{attachment_id}")
 def attachment(attachment_id: int, visitor: CurrentVisitor, session: CompanySession) -> Response:
-    """An attachment, always as a download (never rendered by the browser in our origin:
-    an HTML or SVG attachment could otherwise run script as casemail)."""
-    found = session.get(Attachment, attachment_id)
-    if found is None or cases.get_case(session, _case_of(session, found)) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such attachment")
-    name = found.filename or f"attachment-{found.id}"
-    return Response(
-        get_blob(session, found.sha256),
-        media_type="application/octet-stream",
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-            "Cache-Control": "no-store",
-        },
-    )
-
-
-def _case_of(session: CompanySession, found: Attachment) -> int:
-    return session.get_one(Message, found.message_pk).case_id
+    """Always as a download, never rendered in our origin (see api.attachments)."""
+    return download(session, attachment_id)
 
 
 @router.post("/cases/{case_id}/reply")
