@@ -693,6 +693,8 @@ def test_signing_in_with_openid_connect_makes_the_users_mailbox_work(
     exists and fetches, with no further setup; signing in again updates it."""
     client_id = signin_setup(setup, dovecot, smtp_peer_factory("starttls"), mail_user.address)
     setup.issuer.set_user(mail_user.address, name="Mia Agent")
+    signin_page = setup.client.get("/ui/signin").text
+    assert f'href="/oauth/signin/{client_id}"' in signin_page  # "Sign in with …"
     response = sign_in(setup, client_id, mail_user.address)
     assert response.status_code == 200, response.text
     # Signed in to the web app as well: the callback's session opens the case list.

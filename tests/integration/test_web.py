@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from casemail.auth.signin import MAX_FAILED_SIGN_INS
 from casemail.channels.service import add_channel
-from casemail.db.models import QuarantineEntry, User
+from casemail.db.models import Account, Installation, QuarantineEntry, User
 from casemail.users.companies import add_company
 from casemail.users.service import create_user, set_password
 from casemail.web import admin as web_admin
@@ -365,3 +365,25 @@ def _globex_message_ids(api: Api, globex: Globex) -> dict[str, int]:
     result = api.deliver(globex.ids["channel_id"], message)
     listed = globex.get(api, f"/api/v1/cases/{result.case_id}/messages").json()
     return {"message_pk": listed[0]["id"], "attachment_id": listed[0]["attachments"][0]["id"]}
+
+
+def test_sending_is_suspended_and_resumed_from_the_outbox_page(api: Api, acme: Browser) -> None:
+    with api.db.write() as session:
+        account = Account(
+            company_id=1, role="global", name="Desk", email="desk@example.com",
+            outgoing_active=True,
+        )  # fmt: skip
+        session.add(account)
+        session.flush()
+        account_id = account.id
+    page = acme.client.get("/ui/admin/outbox").text
+    assert "Suspend all sending" in page
+    assert "Suspend Desk" in page
+    assert acme.post("/ui/admin/outbox/suspension", {"on": "1"}).status_code == 303
+    assert "All sending is suspended" in acme.client.get("/ui/admin/outbox").text
+    acme.post("/ui/admin/outbox/suspension", {"on": "1", "account_id": str(account_id)})
+    with api.db.read() as session:
+        assert session.get_one(Installation, 1).outbox_suspended is True
+        assert session.get_one(Account, account_id).sending_suspended is True
+    acme.post("/ui/admin/outbox/suspension", {})
+    assert "All sending is suspended" not in acme.client.get("/ui/admin/outbox").text

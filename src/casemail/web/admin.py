@@ -14,10 +14,18 @@ from sqlalchemy import select
 from casemail.accounts import service
 from casemail.accounts.public import to_public
 from casemail.api.deps import Context
+from casemail.auth.tenancy import DEFAULT_COMPANY_ID
 from casemail.channels.addresses import InvalidAddress
 from casemail.channels.rules import ChannelRules
 from casemail.channels.service import ChannelChanges, set_rules, update_channel
-from casemail.db.models import Account, Channel, InboundReceipt, QuarantineEntry, Team
+from casemail.db.models import (
+    Account,
+    Channel,
+    InboundReceipt,
+    Installation,
+    QuarantineEntry,
+    Team,
+)
 from casemail.ingest import quarantine_actions as actions
 from casemail.ingest.preview import preview
 from casemail.mailboxes.health import account_health
@@ -113,7 +121,36 @@ def outbox_page(
         session, state=chosen, account_id=None, case_id=None, limit=200, offset=0
     )
     values = {**_base(visitor, notice), "entries": entries, "states": OUTBOX_STATES}
-    return page(request, "admin_outbox.html", {**values, "chosen": chosen or ""})
+    accounts = list(session.scalars(select(Account).where(Account.outgoing_active.is_(True))))
+    everything = session.scalar(select(Installation.outbox_suspended).where(Installation.id == 1))
+    suspension = {
+        "accounts": accounts,
+        "all_suspended": bool(everything),
+        "operator": visitor.principal.company_id == DEFAULT_COMPANY_ID,
+    }
+    return page(request, "admin_outbox.html", {**values, **suspension, "chosen": chosen or ""})
+
+
+@router.post("/outbox/suspension")
+def outbox_suspension(
+    request: Request,
+    visitor: AdminVisitor,
+    session: CompanySession,
+    on: Annotated[str, Form()] = "",
+    account_id: Annotated[str, Form()] = "",
+    csrf: CsrfField = None,
+) -> Response:
+    """ "Suspend sending": one account's mail, or (the installation's own admins) all of it."""
+    check_form(request, visitor, csrf)
+    everything = not account_id.isdigit()
+    if everything and visitor.principal.company_id != DEFAULT_COMPANY_ID:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Only the installation's admins may")
+    try:
+        outbox.suspend(session, account_id=None if everything else int(account_id), on=bool(on))
+    except NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    words = ("suspended" if on else "resumed") + (" for everything" if everything else "")
+    return see(f"/ui/admin/outbox?notice={_q('Sending ' + words)}")
 
 
 @router.post("/outbox/{outbox_id}/{action}")

@@ -15,7 +15,7 @@ from casemail.api.attachments import download
 from casemail.api.deps import Context
 from casemail.auth.signin import sign_in
 from casemail.cases import service as cases
-from casemail.db.models import Message, OutboxEntry, Team, User
+from casemail.db.models import Message, OAuthClient, OutboxEntry, Team, User
 from casemail.outbound import service as outbox
 from casemail.outbound.service import CaseMail, NotFound, OutboundError
 from casemail.web.auth import (
@@ -49,20 +49,31 @@ def home() -> RedirectResponse:
 
 
 @router.get("/signin")
-def signin_form(request: Request, signer: Signer, next: str = "/ui/cases") -> HTMLResponse:
-    return _signin_page(request, signer, next, None, status.HTTP_200_OK)
+def signin_form(
+    request: Request, signer: Signer, context: Context, next: str = "/ui/cases"
+) -> HTMLResponse:
+    return _signin_page(request, signer, context, next, None, status.HTTP_200_OK)
 
 
 def _signin_page(
-    request: Request, signer: Signer, next_path: str, error: str | None, code: int
+    request: Request,
+    signer: Signer,
+    context: Context,
+    next_path: str,
+    error: str | None,
+    code: int,
 ) -> HTMLResponse:
     cookie, token = signer.new_signin_token()
-    response = page(
-        request,
-        "signin.html",
-        {"csrf": token, "next": _local(next_path), "error": error},
-        status_code=code,
-    )
+    with context.db.read() as session:
+        # OpenID Connect apps (those with an issuer): "Sign in with …" buttons.
+        providers = [
+            (client.id, client.name)
+            for client in session.scalars(
+                select(OAuthClient).where(OAuthClient.issuer.is_not(None)).order_by(OAuthClient.id)
+            )
+        ]
+    values = {"csrf": token, "next": _local(next_path), "error": error, "providers": providers}
+    response = page(request, "signin.html", values, status_code=code)
     response.set_cookie(
         SIGNIN_COOKIE,
         cookie,
@@ -96,13 +107,14 @@ def signin(
     expected = signer.read_signin_token(request.cookies.get(SIGNIN_COOKIE))
     if expected is None or not same_token(expected, csrf):
         error = "The sign-in form expired: please sign in again."
-        return _signin_page(request, signer, next, error, status.HTTP_403_FORBIDDEN)
+        return _signin_page(request, signer, context, next, error, status.HTTP_403_FORBIDDEN)
     with context.db.write() as session:
         result = sign_in(session, email, password)
         user = result.user
         made = signer.new_session(user.id, user.password_hash) if user is not None else None
     if made is None:
-        return _signin_page(request, signer, next, result.refusal, status.HTTP_401_UNAUTHORIZED)
+        refused = status.HTTP_401_UNAUTHORIZED
+        return _signin_page(request, signer, context, next, result.refusal, refused)
     response = see(_local(next))
     start_session(response, request, made[0])
     response.delete_cookie(SIGNIN_COOKIE, path="/ui/signin")
