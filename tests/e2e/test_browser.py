@@ -179,6 +179,11 @@ def test_admin_and_agent_work_through_the_web_app(
             admin.click("button:has-text('Activate')")
             admin.wait_for_selector("text=Support mailbox is active")
             shots.take(admin, "04-accounts")
+            admin.click("nav >> text=Channels")
+            admin.uncheck(f"#channel-{_channel_id(admin)} input[name=notify_quarantine]")
+            shots.take(admin, "10-channels")
+            admin.click("button:has-text('Save')")
+            admin.wait_for_selector("text=support@example.com saved")
 
             # Mail delivered to the mailbox becomes a case.
             dovecot.deliver(mailbox, sample_message(subject="Printer on fire", body="Help!\n"))
@@ -252,6 +257,11 @@ def test_admin_and_agent_work_through_the_web_app(
         finally:
             browser.close()
     assert dialogs == [], dialogs
+
+
+def _channel_id(page: Page) -> str:
+    form = page.locator("form.channel").first
+    return str(form.get_attribute("id")).removeprefix("channel-")
 
 
 def _arg(process: Process, name: str) -> str:
