@@ -68,3 +68,25 @@ def test_assign_overrides_the_rules_and_discard_keeps_it_out(api: Api) -> None:
     assert [e["id"] for e in listed] == []  # nothing held any more
     receipts = api.get("/api/v1/inbound", params={"state": "discarded"}).json()
     assert [r["id"] for r in receipts] == [second.inbound_id]
+
+
+def test_the_notice_copies_a_person_who_wrote_but_not_twice(api: Api) -> None:
+    """Seed 004: the sender learns their mail is held (in CC of the admins' notice)."""
+    channel_id = api.channel()
+    _known_senders_only(api, channel_id, cc_sender_on_quarantine=True)
+    for subject in ("First", "Second"):
+        api.deliver(channel_id, sample_message(sender=STRANGER, subject=subject))
+    notices = [e for e in api.get("/api/v1/outbox").json() if e["kind"] == "notice"]
+    assert len(notices) == 1, notices  # the second one within 10 minutes: no second notice
+    assert "stranger@elsewhere.example" in notices[0]["recipients"]
+    assert "api-admin@tests.example" in notices[0]["recipients"]
+    assert "(stranger@elsewhere.example)" in notices[0]["subject"]
+
+
+def test_without_the_option_the_sender_is_not_told(api: Api) -> None:
+    channel_id = api.channel()
+    _known_senders_only(api, channel_id)
+    api.deliver(channel_id, sample_message(sender=STRANGER))
+    notices = [e for e in api.get("/api/v1/outbox").json() if e["kind"] == "notice"]
+    assert len(notices) == 1
+    assert notices[0]["recipients"] == ["api-admin@tests.example"]

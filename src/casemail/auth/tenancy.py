@@ -104,7 +104,14 @@ def _criteria(company_id: int) -> list[Any]:
         (InboundReceipt, InboundReceipt.channel_id.in_(channels)),
         (QuarantineEntry, QuarantineEntry.channel_id.in_(channels)),
         (Attachment, Attachment.message_pk.in_(messages)),
-        (OutboxEntry, or_(OutboxEntry.account_id.in_(accounts), OutboxEntry.case_id.in_(cases))),
+        (
+            OutboxEntry,
+            or_(
+                OutboxEntry.company_id == company_id,
+                OutboxEntry.company_id.is_(None)
+                & or_(OutboxEntry.account_id.in_(accounts), OutboxEntry.case_id.in_(cases)),
+            ),
+        ),
         (MailboxFolder, MailboxFolder.account_id.in_(accounts)),
         (MailboxItem, MailboxItem.account_id.in_(accounts)),
         (TeamMember, TeamMember.team_id.in_(teams)),

@@ -82,6 +82,14 @@ class ChannelRules(BaseModel):
     known_senders_only: bool = False
     acknowledge_new_cases: bool = False
     notify_quarantine: bool = True
+    cc_sender_on_quarantine: bool = Field(
+        False,
+        description="Seed 004: the notice about a held message also goes to its sender, in "
+        "CC, so they know it did not get through. Only for mail a person wrote (never for "
+        "auto-replies, bulk mail, bounces, loops or a sender over the rate limit), and at "
+        "most one notice per sender and channel every 10 minutes. The sender sees who else "
+        "the notice went to (the error address, or the admins).",
+    )
     rate_limit: RateLimit = Field(default_factory=lambda: RateLimit())
     structured_fields: list[str] = Field(default_factory=list, max_length=4)
     trusted_senders: list[str] = Field(

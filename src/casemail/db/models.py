@@ -270,6 +270,9 @@ class OutboxEntry(Base):
     # taken over from a dead sender is a possible duplicate only if this was set.
     transmitting_since: Mapped[datetime | None] = mapped_column()
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Whose mail this is: set on every entry queued since migration 0011 (older ones are
+    # found through their account or case).
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
 
 
 class Installation(Base):

@@ -31,15 +31,23 @@ log = logging.getLogger("casemail.ingest")
 NOTICE_EVERY = timedelta(minutes=10)
 
 
-def notice_subject(channel: Channel) -> str:
+def notice_subject(channel: Channel, sender: str | None = None) -> str:
+    """One subject per channel (and per copied sender): the throttle counts notices by it."""
+    if sender is not None:
+        return f"casemail: your mail to {channel.address} is held for review ({sender})"
     return f"casemail: mail held in quarantine for {channel.address}"
 
 
-def notify_quarantine(session: Session, channel: Channel, entry: QuarantineEntry) -> None:
-    """Queue a notice to the channel's admins, unless one went out in the last minutes."""
-    if not load_rules(channel.rules).notify_quarantine:
+def notify_quarantine(
+    session: Session, channel: Channel, entry: QuarantineEntry, *, person: str | None = None
+) -> None:
+    """Queue a notice to the channel's admins, unless one went out in the last minutes;
+    with ``cc_sender_on_quarantine``, a notice about a person's message copies them."""
+    rules = load_rules(channel.rules)
+    if not rules.notify_quarantine:
         return
-    subject = notice_subject(channel)
+    copied = (person,) if person and rules.cc_sender_on_quarantine else ()
+    subject = notice_subject(channel, copied[0] if copied else None)
     since = utcnow() - NOTICE_EVERY
     recent = select(OutboxEntry.id).where(
         OutboxEntry.kind == "notice",
@@ -62,8 +70,9 @@ def notify_quarantine(session: Session, channel: Channel, entry: QuarantineEntry
         from_address=account.email if account else channel.address,
         from_name="casemail",
         to=tuple(admins),
+        cc=copied,
         subject=subject,
-        text=_notice_text(channel, entry, held or 1),
+        text=_notice_text(channel, entry, held or 1, copied=bool(copied)),
         auto_submitted="auto-generated",
     )
     identity = load_identity(session)
@@ -74,6 +83,7 @@ def notify_quarantine(session: Session, channel: Channel, entry: QuarantineEntry
         account=account if admins else None,
         channel_id=None,
         account_role="system",
+        company_id=channel.company_id,
     )
     if not admins:
         queued.last_error = (
@@ -92,7 +102,16 @@ def _admin_addresses(session: Session, channel: Channel) -> list[str]:
     return list(session.scalars(query.order_by(User.id)))
 
 
-def _notice_text(channel: Channel, entry: QuarantineEntry, held: int) -> str:
+def _notice_text(
+    channel: Channel, entry: QuarantineEntry, held: int, *, copied: bool = False
+) -> str:
+    if copied:
+        # The sender reads this too: the reason, nothing about other people's mail.
+        return (
+            f"Your message to {channel.address} did not become a case and is held for "
+            f"review by the team.\n\nReason: {entry.reason}\n\n"
+            "You do not need to send it again: someone will look at it.\n"
+        )
     return (
         f"Mail sent to {channel.address} did not become a case and is held in quarantine.\n\n"
         f"Latest: {entry.reason}\n"
@@ -168,6 +187,7 @@ def _answer(
         account=account,
         channel_id=channel.id if on_case else None,
         account_role="global",
+        company_id=channel.company_id,
     )
 
 

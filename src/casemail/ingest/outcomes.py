@@ -138,13 +138,26 @@ def _structured_fields(item: Work) -> dict[str, str]:
     return found
 
 
+# Situations in which the sender is not told, even when the channel copies senders: our own
+# mail coming back, and a sender over the rate limit (a flood would get a flood back).
+PERSONLESS = frozenset({"loop", "rate-limited"})
+
+
 def _hold(session: Session, item: Work) -> None:
     assert item.route is not None
     held = session.get_one(InboundReceipt, item.receipt.id)
     held.rule_hits = [h.as_dict() for h in item.hits]
     code = item.route.situation
     reason = _reason(item)
-    entry = quarantine(session, receipt=held, channel=item.channel, code=code, reason=reason)
+    written_by_a_person = item.classification.kind == "normal" and code not in PERSONLESS
+    entry = quarantine(
+        session,
+        receipt=held,
+        channel=item.channel,
+        code=code,
+        reason=reason,
+        person=item.sender.email if written_by_a_person else None,
+    )
     item.result = IngestResult(
         "quarantined", item.receipt.id, quarantine_id=entry.id, reason=reason, rule_hits=item.hits
     )

@@ -14,8 +14,16 @@ from casemail.ingest.notify import notify_quarantine
 
 
 def quarantine(
-    session: Session, *, receipt: InboundReceipt, channel: Channel, code: str, reason: str
+    session: Session,
+    *,
+    receipt: InboundReceipt,
+    channel: Channel,
+    code: str,
+    reason: str,
+    person: str | None = None,
 ) -> QuarantineEntry:
+    """``person``: the sender of a message a person wrote (normal mail, not over the rate
+    limit), whom the notice may copy (the channel's ``cc_sender_on_quarantine``)."""
     now = utcnow()
     # A message an admin sent back through the pipeline has its entry already: it is held
     # again, with the new reason (one entry per message, its latest verdict).
@@ -32,5 +40,5 @@ def quarantine(
     receipt.processed_at = now
     receipt.claimed_until = None
     session.flush()
-    notify_quarantine(session, channel, entry)
+    notify_quarantine(session, channel, entry, person=person)
     return entry

@@ -65,6 +65,7 @@ def _notify(
         account=system if usable else None,
         channel_id=None,
         account_role="system",
+        company_id=account.company_id,
     )
     if not recipients:
         queued.last_error = "No one to notify: give a user the admin role."

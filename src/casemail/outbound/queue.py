@@ -10,7 +10,7 @@ from email.utils import parseaddr
 from sqlalchemy.orm import Session
 
 from casemail.db.blobs import put_blob
-from casemail.db.models import Account, Message, OutboxEntry
+from casemail.db.models import Account, Case, Message, OutboxEntry
 from casemail.db.types import utcnow
 from casemail.html.sanitize import safe_html
 from casemail.identity import Identity
@@ -30,8 +30,11 @@ def enqueue(
     account_role: str,
     give_up_at: datetime | None = None,
     user_id: int | None = None,
+    company_id: int | None = None,
 ) -> OutboxEntry:
-    """Queue ``draft``; without an account the entry is in ``error`` at once, saying why."""
+    """Queue ``draft``; without an account the entry is in ``error`` at once, saying why.
+    ``company_id``: whose mail it is (default: the account's, else the case's), so that the
+    company's admins see it in their outbox even when no account could take it."""
     message = compose(draft, identity)
     raw = bytes(message)
     digest = put_blob(session, raw)
@@ -52,12 +55,20 @@ def enqueue(
         next_attempt_at=now,
         give_up_at=give_up_at or now + DEFAULT_GIVE_UP,
         user_id=user_id,
+        company_id=company_id or _owner(session, account, draft.case_id),
     )
     session.add(entry)
     if draft.case_id is not None and channel_id is not None:
         session.add(_history_row(draft, message, digest, channel_id))
     session.flush()
     return entry
+
+
+def _owner(session: Session, account: Account | None, case_id: int | None) -> int | None:
+    if account is not None:
+        return account.company_id
+    case = session.get(Case, case_id) if case_id is not None else None
+    return case.company_id if case is not None else None
 
 
 def _history_row(draft: Draft, message: EmailMessage, digest: str, channel_id: int) -> Message:

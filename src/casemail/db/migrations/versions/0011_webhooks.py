@@ -1,4 +1,4 @@
-"""Webhooks and their delivery log.
+"""Webhooks and their delivery log; outbox entries carry their company.
 
 Revision ID: 0011
 Revises: 0010
@@ -19,6 +19,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("company_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(
+            op.f("fk_outbox_company_id_companies"), "companies", ["company_id"], ["id"]
+        )
+        batch_op.create_index(op.f("ix_outbox_company_id"), ["company_id"])
+    op.execute(
+        "UPDATE outbox SET company_id = (SELECT company_id FROM accounts "
+        "WHERE accounts.id = outbox.account_id) WHERE account_id IS NOT NULL"
+    )
+    op.execute(
+        "UPDATE outbox SET company_id = (SELECT company_id FROM cases "
+        "WHERE cases.id = outbox.case_id) WHERE company_id IS NULL AND case_id IS NOT NULL"
+    )
     op.create_table(
         "webhooks",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -66,3 +80,7 @@ def downgrade() -> None:
     op.drop_table("webhook_deliveries")
     op.drop_index(op.f("ix_webhooks_company_id"), table_name="webhooks")
     op.drop_table("webhooks")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(op.f("ix_outbox_company_id"))
+        batch_op.drop_constraint(op.f("fk_outbox_company_id_companies"), type_="foreignkey")
+        batch_op.drop_column("company_id")
