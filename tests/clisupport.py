@@ -63,6 +63,7 @@ class Cli:
 @pytest.fixture
 def cli(db_url: str, tmp_path: Path) -> Cli:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEMAIL_")}
+    env["CASEMAIL_DNS_NAMESERVERS"] = os.environ["CASEMAIL_DNS_NAMESERVERS"]  # the local DNS
     home = tmp_path / "home"
     env.update(CASEMAIL_HOME=str(home), CASEMAIL_DATABASE_URL=db_url, NO_COLOR="1", COLUMNS="200")
     return Cli(env, home, db_url)

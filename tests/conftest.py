@@ -21,9 +21,11 @@ import pytest
 from hypothesis import settings
 from sqlalchemy import text
 
+from casemail.accounts.hosts import use_nameservers
 from casemail.db import Database
 from casemail.db.migrate import upgrade
 from casemail.db.models import Base
+from tests.netsupport import LocalDNS
 
 # The gate must not fail on an input nobody has seen before: property tests draw the same
 # examples every run. CASEMAIL_HYPOTHESIS=explore draws fresh ones while developing.
@@ -33,6 +35,28 @@ settings.load_profile("explore" if os.environ.get("CASEMAIL_HYPOTHESIS") == "exp
 
 # Fixtures kept in their own modules (shared by several test files).
 pytest_plugins = ["tests.apisupport", "tests.clisupport"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_dns() -> Iterator[LocalDNS]:
+    """Every host-name lookup casemail makes in the tests goes to a local DNS server that
+    knows only ``localhost``: the machine's own resolver sits off this machine, and a test
+    typing ``imap.example.com`` must not send a query there. Set for this process and, by
+    the environment, for every casemail process the tests start."""
+    server = LocalDNS()
+    server.load({("localhost.", "A"): ["127.0.0.1"]})
+    address = f"127.0.0.1:{server.port}"
+    previous = os.environ.get("CASEMAIL_DNS_NAMESERVERS")
+    os.environ["CASEMAIL_DNS_NAMESERVERS"] = address
+    use_nameservers([address])
+    yield server
+    use_nameservers([])
+    if previous is None:
+        os.environ.pop("CASEMAIL_DNS_NAMESERVERS", None)
+    else:
+        os.environ["CASEMAIL_DNS_NAMESERVERS"] = previous
+    server.server.shutdown()
+
 
 PG_ADMIN_URL = os.environ.get(
     "CASEMAIL_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from casemail.accounts.hosts import use_nameservers
 from casemail.accounts.secrets import KeyRing, load_keyring
 from casemail.config import Settings
 from casemail.db.engine import Database
@@ -36,6 +37,7 @@ def configure_logging(level: str) -> None:
 def build_context(settings: Settings | None = None, *, migrate: bool = True) -> AppContext:
     settings = settings or Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
+    use_nameservers(settings.dns_nameservers)
     db = Database.from_url(settings.resolved_database_url)
     if migrate:
         upgrade(db)

@@ -107,8 +107,8 @@ class Settings(BaseSettings):
     dns_nameservers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
-            "DNS servers for autodetection, as IP or IP:port, comma-separated; "
-            "default: the system's resolver."
+            "DNS servers for autodetection and for checking server host names, as IP or "
+            "IP:port, comma-separated; default: the system's resolver."
         ),
     )
     tls_ca_file: Path | None = Field(
@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     ingest_max_attempts: int = Field(3, ge=1)
     ingest_claim_seconds: int = Field(300, ge=5)
     worker_interval_seconds: float = Field(5.0, gt=0)
+    worker_concurrency: int = Field(
+        4, ge=1, le=256, description="Mailbox syncs a worker process runs at once."
+    )
     outbox_give_up_hours: float = Field(
         48.0, gt=0, description="Temporary failures are retried for this long, then `error`."
     )

@@ -45,7 +45,9 @@ async def serve(ctx: AppContext) -> None:
     settings = ctx.settings
     listeners = await start_listeners(settings, ctx.db)
     stop = asyncio.Event()
-    workers = asyncio.create_task(run_workers(ctx, stop)) if settings.workers else None
+    workers = (
+        asyncio.create_task(run_workers(ctx, stop, kind="serve")) if settings.workers else None
+    )
     config = uvicorn.Config(
         create_app(ctx),
         host=settings.http_host,

@@ -11,6 +11,7 @@ import pytest
 
 from tests.apisupport import Api
 from tests.mailservers import Dovecot, MailUser, SmtpPeer
+from tests.netsupport import LocalDNS
 
 CANARY = "Pw-canary-0d2f7c"
 
@@ -296,3 +297,15 @@ def test_a_channel_fetches_from_one_account(api: Api, team: int) -> None:
     out_id = api.post("/api/v1/accounts", json=send_only).json()["id"]
     nothing = api.post("/api/v1/channels", json={"address": "x@example.com", "account_id": out_id})
     assert "has no incoming server" in nothing.text
+
+
+def test_host_names_are_looked_up_at_the_configured_dns_only(
+    api: Api, team: int, local_dns: LocalDNS
+) -> None:
+    """CASEMAIL_DNS_NAMESERVERS (the tests' local server) answers every lookup of a server
+    host name: nothing is asked of the machine's own resolver, which is off this machine."""
+    created = api.post("/api/v1/accounts", json=sketch())
+    assert created.status_code == 201, created.text
+    assert ("imap.example.com.", "A") in local_dns.queries
+    assert ("smtp.example.com.", "A") in local_dns.queries
+    assert any("does not resolve" in w for w in created.json()["warnings"])

@@ -66,6 +66,7 @@ def test_db_upgrade_migrates_and_is_idempotent(cli: Cli, database: Database) -> 
 
 def test_default_database_is_sqlite_in_home(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEMAIL_")}
+    env["CASEMAIL_DNS_NAMESERVERS"] = os.environ["CASEMAIL_DNS_NAMESERVERS"]  # the local DNS
     env.update(CASEMAIL_HOME=str(tmp_path / "fresh" / "home"), NO_COLOR="1", COLUMNS="200")
     cli = Cli(env, tmp_path / "fresh" / "home", "")
     assert cli.ok("db", "upgrade") == f"database at revision {HEAD}\n"

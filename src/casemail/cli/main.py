@@ -11,7 +11,7 @@ import typer
 from casemail.auth.tenancy import DEFAULT_COMPANY_ID
 from casemail.auth.tokens import create_token
 from casemail.cli import account, case, channel, keys, oauth, outbox, people, quarantine
-from casemail.cli.common import context, fail
+from casemail.cli.common import context, emit_json, fail
 from casemail.cli.inject import inject
 from casemail.db.migrate import current_revision
 from casemail.users.companies import first_admin
@@ -66,13 +66,18 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, max=256, help="Mailbox syncs at once [default: 4]."),
+    ] = None,
+) -> None:
     """Run only the background workers (mailbox polling, retries, purges), without the API
     and the SMTP listener: for more worker processes beside `casemail serve --no-workers`."""
     from casemail.bootstrap import configure_logging
     from casemail.workers.supervisor import run_workers
 
-    ctx = context()
+    ctx = context(worker_concurrency=concurrency)
     configure_logging(ctx.settings.log_level)
 
     async def main() -> None:
@@ -110,6 +115,36 @@ def token_create(
     except UserError as exc:
         fail(str(exc))
     typer.echo(token)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The worker processes (running, stopped, or dead: no heartbeat for 30 s) and the work
+    waiting for them: outbox depth and lag, messages not yet processed, account states."""
+    from casemail.workers.status import read_status
+
+    found = read_status(context().db)
+    if as_json:
+        emit_json(found)
+        return
+    typer.echo(f"workers: {sum(w.state == 'running' for w in found.workers)} running")
+    for w in found.workers:
+        typer.echo(
+            f"  {w.id[:8]}  {w.state:<8} {w.kind:<6} {w.host}:{w.pid}  concurrency "
+            f"{w.concurrency}  heartbeat {w.heartbeat_age_seconds:.0f} s ago"
+        )
+    typer.echo(
+        f"outbox: {found.outbox.waiting} waiting, oldest {found.outbox.oldest_age_seconds:.0f} s"
+    )
+    typer.echo(
+        f"inbound: {found.inbound.waiting} not yet processed, oldest "
+        f"{found.inbound.oldest_age_seconds:.0f} s"
+    )
+    states = ", ".join(f"{n} {s}" for s, n in sorted(found.accounts_by_state.items())) or "none"
+    typer.echo(f"mailboxes: {states}")
+    typer.echo(f"quarantine: {found.quarantine_held} held")
 
 
 @db_app.command("upgrade")

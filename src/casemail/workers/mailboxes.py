@@ -42,7 +42,6 @@ from casemail.oauth.tokens import TokenError, ensure_access_token, refresh_due
 
 log = logging.getLogger("casemail.mailboxes")
 
-PARALLEL_ACCOUNTS = 4
 # How often the database is asked which accounts are due. An account is fetched again
 # ``poll_interval_seconds`` after its last sync ended, so this is what a poll can be late
 # by (a coarser pass, e.g. 5 s, turned a 5 s interval into 10 s); also how soon "sync now"
@@ -124,7 +123,8 @@ class _Mailboxes:
         self.ctx = ctx
         self.stop = stop
         self.idle_seconds = idle_seconds  # how long one IDLE lasts before it is restarted
-        self.slots = asyncio.Semaphore(PARALLEL_ACCOUNTS)
+        # Syncs running at once in this process (CASEMAIL_WORKER_CONCURRENCY, --concurrency).
+        self.slots = asyncio.Semaphore(ctx.settings.worker_concurrency)
         self.running: dict[int, asyncio.Task[None]] = {}
         self.watchers: dict[int, tuple[asyncio.Event, _Watched]] = {}  # its own stop event
         self.restart: set[int] = set()  # watchers ended because their account changed

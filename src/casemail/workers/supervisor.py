@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from casemail.bootstrap import AppContext
 from casemail.webhooks.delivery import deliver_due
+from casemail.workers import registry
 from casemail.workers.jobs import purge_quarantine, reprocess_pending
 from casemail.workers.mailboxes import poll_mailboxes
 from casemail.workers.outbox import run_outbox
@@ -25,12 +26,17 @@ def _jobs(ctx: AppContext) -> list[tuple[str, Callable[[], int]]]:
     ]
 
 
-async def run_workers(ctx: AppContext, stop: asyncio.Event) -> None:
+async def run_workers(ctx: AppContext, stop: asyncio.Event, *, kind: str = "worker") -> None:
+    worker_id = await asyncio.to_thread(
+        registry.register, ctx.db, kind=kind, concurrency=ctx.settings.worker_concurrency
+    )
+    heartbeat = asyncio.create_task(registry.keep_beating(ctx.db, worker_id, stop))
     mailboxes = asyncio.create_task(poll_mailboxes(ctx, stop))
     outbox = asyncio.create_task(run_outbox(ctx, stop))
     try:
         await _run_periodic(ctx, stop)
     finally:
+        await heartbeat
         await mailboxes
         try:
             # A send in progress may finish; one waiting minutes for a silent server is cut
@@ -38,6 +44,7 @@ async def run_workers(ctx: AppContext, stop: asyncio.Event) -> None:
             await asyncio.wait_for(outbox, timeout=OUTBOX_STOP_GRACE_SECONDS)
         except TimeoutError:
             log.warning("outbox sender stopped while sending; its claims expire and retry")
+        await asyncio.to_thread(registry.unregister, ctx.db, worker_id)
 
 
 async def _run_periodic(ctx: AppContext, stop: asyncio.Event) -> None:
