@@ -326,16 +326,30 @@ def test_worker_process_fetches_for_serve_without_workers(
 def test_serve_and_a_worker_on_one_database_store_each_message_once(
     casemail_any_db: Casemail, dovecot: Dovecot
 ) -> None:
-    """Two processes with workers (serve's own and ``casemail worker``) both watch the
-    account; each delivery still becomes exactly one case, and neither records an error."""
+    """Two processes with workers (serve's own and ``casemail worker``): the mailbox has one
+    owner (its lease), so one IDLE session watches it; each delivery becomes exactly one
+    case, and neither records an error."""
     cm = casemail_any_db
     user = dovecot.add_user()
     with LinkProxy(dovecot.ports.imap) as proxy:
         serve = cm.serve()
         worker = cm.worker()
+
+        def status() -> dict[str, Any]:
+            found: dict[str, Any] = json.loads(cm.cli("status", "--json"))
+            return found
+
+        cm.wait_for("two workers", lambda: len(status()["workers"]) == 2, 20)
         account_id = cm.add_mailbox(user, proxy.port, security="none")
         cm.first_sync(account_id)
-        cm.wait_for("both processes in IDLE", lambda: len(set(proxy.commands(rb"IDLE"))) == 2, 15)
+        cm.wait_for(
+            "one owner of the mailbox",
+            lambda: sorted(w["mailboxes"] for w in status()["workers"]) == [0, 1],
+            15,
+        )
+        cm.wait_for("the owner in IDLE", lambda: len(set(proxy.commands(rb"IDLE"))) == 1, 15)
+        time.sleep(3)  # several passes of both processes: the other one stays out
+        assert len(set(proxy.commands(rb"IDLE"))) == 1
         for n in range(3):
             cm.delivery_time(f"serve + worker, IDLE, LMTP #{n + 1}", lmtp(dovecot, user))
         time.sleep(1)  # the slower of the two has finished too

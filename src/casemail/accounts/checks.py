@@ -74,21 +74,26 @@ async def _token_problem(
     return None
 
 
+# Database and DNS work runs in threads: blocking the event loop on SQLite's write lock
+# would stall the very requests whose transactions hold it (until the 30 s busy timeout).
+
+
 async def test_incoming(ctx: AppContext, account_id: int) -> TestOutcome:
     outcome = await _token_problem(ctx, account_id, "incoming")
-    endpoint, _ = _load(ctx, account_id, "incoming")  # after: with the refreshed token
-    outcome = outcome or _refused_host(ctx, endpoint, "incoming")
+    # After the token check: with the refreshed token.
+    endpoint, _ = await asyncio.to_thread(_load, ctx, account_id, "incoming")
+    outcome = outcome or await asyncio.to_thread(_refused_host, ctx, endpoint, "incoming")
     if outcome is None:
         outcome = await asyncio.to_thread(conntest.test_incoming, endpoint)
-    record(ctx, account_id, outcome)
+    await asyncio.to_thread(record, ctx, account_id, outcome)
     return outcome
 
 
 async def test_outgoing(ctx: AppContext, account_id: int, *, to: str) -> TestOutcome:
     outcome = await _token_problem(ctx, account_id, "outgoing")
-    endpoint, sender = _load(ctx, account_id, "outgoing")  # after: with the refreshed token
-    outcome = outcome or _refused_host(ctx, endpoint, "outgoing")
+    endpoint, sender = await asyncio.to_thread(_load, ctx, account_id, "outgoing")
+    outcome = outcome or await asyncio.to_thread(_refused_host, ctx, endpoint, "outgoing")
     if outcome is None:
         outcome = await conntest.test_outgoing(endpoint, sender=sender, to=to)
-    record(ctx, account_id, outcome)
+    await asyncio.to_thread(record, ctx, account_id, outcome)
     return outcome

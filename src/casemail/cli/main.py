@@ -132,8 +132,8 @@ def status(
     typer.echo(f"workers: {sum(w.state == 'running' for w in found.workers)} running")
     for w in found.workers:
         typer.echo(
-            f"  {w.id[:8]}  {w.state:<8} {w.kind:<6} {w.host}:{w.pid}  concurrency "
-            f"{w.concurrency}  heartbeat {w.heartbeat_age_seconds:.0f} s ago"
+            f"  {w.id[:8]}  {w.state:<8} {w.kind:<6} {w.host}:{w.pid}  {w.mailboxes} mailboxes"
+            f"  concurrency {w.concurrency}  heartbeat {w.heartbeat_age_seconds:.0f} s ago"
         )
     typer.echo(
         f"outbox: {found.outbox.waiting} waiting, oldest {found.outbox.oldest_age_seconds:.0f} s"

@@ -593,3 +593,18 @@ class WorkerProcess(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     stopped_at: Mapped[datetime | None] = mapped_column()
+
+
+class MailboxLease(Base):
+    """Which worker process fetches a mailbox, until ``expires_at`` (renewed every pass).
+
+    ``fencing_token`` grows by one each time the mailbox changes hands, so a write made
+    under an older lease can be told from one made under the current lease."""
+
+    __tablename__ = "mailbox_leases"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    worker_id: Mapped[str] = mapped_column(String(36), index=True)
+    fencing_token: Mapped[int] = mapped_column(BigInteger, default=1)
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()

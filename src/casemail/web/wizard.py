@@ -8,6 +8,7 @@ both tests pass (or decided to go on anyway) and pressed "Activate".
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 from urllib.parse import quote_plus
 
@@ -21,6 +22,7 @@ from casemail.accounts.public import to_public
 from casemail.accounts.rules import AccountError
 from casemail.accounts.schemas import AccountCreate, AccountUpdate
 from casemail.api.deps import Context
+from casemail.auth.tenancy import scope_to_company
 from casemail.channels.addresses import InvalidAddress
 from casemail.channels.service import ChannelExists, add_channel
 from casemail.db.models import Account, Channel
@@ -160,6 +162,11 @@ def _words(exc: Exception) -> str:
     return str(exc)
 
 
+def _check_owned(context: Context, visitor: AdminVisitor, account_id: int) -> None:
+    with context.db.read() as session:
+        _account(scope_to_company(session, visitor.principal.company_id), account_id)
+
+
 def _account(session: CompanySession, account_id: int) -> Account:
     account = session.get(Account, account_id)
     if account is None:
@@ -190,14 +197,14 @@ async def run_test(
     account_id: int,
     direction: str,
     visitor: AdminVisitor,
-    session: CompanySession,
     context: Context,
     to: Annotated[str, Form(max_length=320)] = "",
     csrf: CsrfField = None,
 ) -> Response:
     check_form(request, visitor, csrf)
-    _account(session, account_id)
-    session.commit()  # the test records its result in a transaction of its own
+    # No session held across the test's awaits: it records its result in its own
+    # transaction, and a write lock held here would block it (and everyone) on SQLite.
+    await asyncio.to_thread(_check_owned, context, visitor, account_id)
     if direction == "incoming":
         outcome = await checks.test_incoming(context, account_id)
     elif direction == "outgoing":

@@ -39,6 +39,7 @@ from casemail.mailboxes.runner import (
     sync_now,
 )
 from casemail.oauth.tokens import TokenError, ensure_access_token, refresh_due
+from casemail.workers.leases import balance
 
 log = logging.getLogger("casemail.mailboxes")
 
@@ -158,6 +159,19 @@ class _Mailboxes:
                 self.restart.add(account_id)
             halt.set()
 
+    def halt_unowned(self, owned: set[int]) -> None:
+        """Watchers of mailboxes another worker owns now (handed over, or taken after this
+        worker's leases expired) stop; a sync already running finishes."""
+        for account_id, (halt, _started) in self.watchers.items():
+            if account_id not in owned and not halt.is_set():
+                log.info("account %s: another worker owns it now: its watcher stops", account_id)
+                halt.set()
+
+    def busy(self) -> set[int]:
+        """The mailboxes this worker is watching or syncing: their leases are kept."""
+        running = {i for i, task in self.running.items() if not task.done()}
+        return running | set(self.watchers)
+
     def halt_all(self) -> None:
         for halt, _started in self.watchers.values():
             halt.set()
@@ -226,10 +240,16 @@ class _Mailboxes:
 
 
 async def poll_mailboxes(
-    ctx: AppContext, stop: asyncio.Event, *, idle_seconds: float | None = None
+    ctx: AppContext,
+    stop: asyncio.Event,
+    *,
+    idle_seconds: float | None = None,
+    worker_id: str | None = None,
 ) -> None:
     """Until ``stop`` is set. ``idle_seconds``: how often IDLE is restarted; default
-    ``imap_idle.IDLE_RESTART_SECONDS`` (read at the start, so tests can shorten it)."""
+    ``imap_idle.IDLE_RESTART_SECONDS`` (read at the start, so tests can shorten it).
+    ``worker_id``: this registered worker fetches only the mailboxes it holds the lease of
+    (``workers.leases``); without one, all of them."""
     interval = min(ctx.settings.worker_interval_seconds, DUE_CHECK_SECONDS)
     if idle_seconds is None:
         idle_seconds = imap_idle.IDLE_RESTART_SECONDS
@@ -240,6 +260,8 @@ async def poll_mailboxes(
         except Exception:
             log.exception("could not read which mailboxes are due")
             due = []
+        if worker_id is not None:
+            due = await _owned_only(ctx, worker_id, mailboxes, due)
         try:
             await mailboxes.check_watchers()
         except Exception:
@@ -250,3 +272,17 @@ async def poll_mailboxes(
         except TimeoutError:
             continue
     await mailboxes.wait_all()
+
+
+async def _owned_only(
+    ctx: AppContext, worker_id: str, mailboxes: _Mailboxes, due: list[int]
+) -> list[int]:
+    """Renew and take leases; the due mailboxes this worker owns. If the leases cannot be
+    read (database away), nothing new starts: another worker may own them."""
+    try:
+        owned = await asyncio.to_thread(balance, ctx.db, worker_id, set(due) | mailboxes.busy())
+    except Exception:
+        log.exception("could not renew the mailbox leases")
+        return []
+    mailboxes.halt_unowned(owned)
+    return [account_id for account_id in due if account_id in owned]

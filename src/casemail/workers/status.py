@@ -8,8 +8,16 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from casemail.db.engine import Database
-from casemail.db.models import Account, InboundReceipt, OutboxEntry, QuarantineEntry, WorkerProcess
+from casemail.db.models import (
+    Account,
+    InboundReceipt,
+    MailboxLease,
+    OutboxEntry,
+    QuarantineEntry,
+    WorkerProcess,
+)
 from casemail.db.types import utcnow
+from casemail.workers.leases import database_now
 from casemail.workers.registry import DEAD_AFTER
 
 
@@ -20,6 +28,7 @@ class WorkerStatus(BaseModel):
     kind: str
     concurrency: int
     state: str  # running | stopped | dead (no heartbeat for DEAD_AFTER)
+    mailboxes: int  # mailboxes it holds the lease of
     started_at: datetime
     heartbeat_age_seconds: float
 
@@ -40,8 +49,15 @@ class Status(BaseModel):
 def read_status(db: Database) -> Status:
     now = utcnow()
     with db.read() as session:
+        leased = dict(
+            session.execute(
+                select(MailboxLease.worker_id, func.count())
+                .where(MailboxLease.expires_at >= database_now(session))
+                .group_by(MailboxLease.worker_id)
+            ).all()
+        )
         workers = [
-            _worker(row, now)
+            _worker(row, now, int(leased.get(row.id, 0)))
             for row in session.scalars(select(WorkerProcess).order_by(WorkerProcess.started_at))
         ]
         outbox = _backlog(
@@ -80,7 +96,7 @@ def read_status(db: Database) -> Status:
     )
 
 
-def _worker(row: WorkerProcess, now: datetime) -> WorkerStatus:
+def _worker(row: WorkerProcess, now: datetime, mailboxes: int) -> WorkerStatus:
     age = now - row.heartbeat_at
     state = "stopped" if row.stopped_at is not None else "dead" if age > DEAD_AFTER else "running"
     return WorkerStatus(
@@ -90,6 +106,7 @@ def _worker(row: WorkerProcess, now: datetime) -> WorkerStatus:
         kind=row.kind,
         concurrency=row.concurrency,
         state=state,
+        mailboxes=mailboxes,
         started_at=row.started_at,
         heartbeat_age_seconds=round(max(age / timedelta(seconds=1), 0.0), 1),
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from casemail.bootstrap import AppContext
 from casemail.webhooks.delivery import deliver_due
-from casemail.workers import registry
+from casemail.workers import leases, registry
 from casemail.workers.jobs import purge_quarantine, reprocess_pending
 from casemail.workers.mailboxes import poll_mailboxes
 from casemail.workers.outbox import run_outbox
@@ -31,7 +31,7 @@ async def run_workers(ctx: AppContext, stop: asyncio.Event, *, kind: str = "work
         registry.register, ctx.db, kind=kind, concurrency=ctx.settings.worker_concurrency
     )
     heartbeat = asyncio.create_task(registry.keep_beating(ctx.db, worker_id, stop))
-    mailboxes = asyncio.create_task(poll_mailboxes(ctx, stop))
+    mailboxes = asyncio.create_task(poll_mailboxes(ctx, stop, worker_id=worker_id))
     outbox = asyncio.create_task(run_outbox(ctx, stop))
     try:
         await _run_periodic(ctx, stop)
@@ -44,6 +44,7 @@ async def run_workers(ctx: AppContext, stop: asyncio.Event, *, kind: str = "work
             await asyncio.wait_for(outbox, timeout=OUTBOX_STOP_GRACE_SECONDS)
         except TimeoutError:
             log.warning("outbox sender stopped while sending; its claims expire and retry")
+        await asyncio.to_thread(leases.release_all, ctx.db, worker_id)
         await asyncio.to_thread(registry.unregister, ctx.db, worker_id)
 
 

@@ -1,4 +1,4 @@
-"""Worker processes and their heartbeats.
+"""Worker processes and their heartbeats; mailbox leases (one owner per mailbox).
 
 Revision ID: 0012
 Revises: 0011
@@ -31,7 +31,22 @@ def upgrade() -> None:
         sa.Column("stopped_at", UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workers")),
     )
+    op.create_table(
+        "mailbox_leases",
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("worker_id", sa.String(length=36), nullable=False),
+        sa.Column("fencing_token", sa.BigInteger(), nullable=False),
+        sa.Column("acquired_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_mailbox_leases_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_mailbox_leases")),
+    )
+    op.create_index(op.f("ix_mailbox_leases_worker_id"), "mailbox_leases", ["worker_id"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_mailbox_leases_worker_id"), table_name="mailbox_leases")
+    op.drop_table("mailbox_leases")
     op.drop_table("workers")
