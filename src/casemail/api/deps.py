@@ -91,8 +91,11 @@ def require_operator(caller: Admin) -> Principal:
 
 
 Operator = Annotated[Principal, Depends(require_operator)]
-ReadSession = Annotated[Session, Depends(read_session)]
-WriteSession = Annotated[Session, Depends(write_session)]
-UnscopedWriteSession = Annotated[Session, Depends(unscoped_write_session)]
+# scope="function": the session closes (and a write session commits) before the response is
+# sent. FastAPI's default closes it after, so a client could read before the commit, or get
+# a 2xx for a change whose commit then failed.
+ReadSession = Annotated[Session, Depends(read_session, scope="function")]
+WriteSession = Annotated[Session, Depends(write_session, scope="function")]
+UnscopedWriteSession = Annotated[Session, Depends(unscoped_write_session, scope="function")]
 # Kept for routers that only need a caller: every /api/v1 route requires one.
 require_token = require_principal

@@ -109,4 +109,5 @@ def company_session(
         yield scope_to_company(session, visitor.principal.company_id)
 
 
-CompanySession = Annotated[Session, Depends(company_session)]
+# Committed before the response (see api.deps): the page a redirect leads to sees the change.
+CompanySession = Annotated[Session, Depends(company_session, scope="function")]
