@@ -43,6 +43,16 @@ class Api:
     token_hash: str
     responses: list[httpx.Response] = field(default_factory=list)
 
+    def record(self, response: httpx.Response) -> None:
+        """Kept for the check at the end that no secret left the service."""
+        response.read()
+        self.responses.append(response)
+
+    def watch(self, client: TestClient) -> TestClient:
+        """Another client (its own cookies) whose responses are checked as this one's."""
+        client.event_hooks = {"request": [], "response": [self.record]}
+        return client
+
     @property
     def db(self) -> Database:
         return self.context.db
@@ -111,16 +121,12 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
     with context.db.write() as session:
         token = admin_token(session)
     token_hash = hashlib.sha256(token.encode()).hexdigest()
-    responses: list[httpx.Response] = []
-
-    def record(response: httpx.Response) -> None:
-        response.read()
-        responses.append(response)
-
     app = create_app(context)
     with TestClient(app) as client:
-        client.event_hooks = {"request": [], "response": [record]}
-        yield Api(client, app, context, token, token_hash, responses)
+        api = Api(client, app, context, token, token_hash)
+        api.watch(client)
+        yield api
+    responses = api.responses
     context.db.dispose()
     # No secret may leave the service, in any response of the test, success or error.
     assert responses, "the test made no request"

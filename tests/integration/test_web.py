@@ -63,14 +63,7 @@ def _user(api: Api, email: str, *, role: str = "agent", company_id: int = 1) -> 
 def _client(api: Api) -> TestClient:
     """A client with its own cookies whose responses the ``api`` fixture checks for secrets
     too, as it checks its own."""
-    client = TestClient(api.app)
-
-    def record(response: httpx.Response) -> None:
-        response.read()
-        api.responses.append(response)
-
-    client.event_hooks = {"request": [], "response": [record]}
-    return client
+    return api.watch(TestClient(api.app))
 
 
 def _signed_in(api: Api, email: str) -> Browser:

@@ -25,14 +25,11 @@ Context = Annotated[AppContext, Depends(app_context)]
 
 
 def require_principal(
-    request: Request,
     context: Context,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The user behind the request: an API token, or the web session's signed-in user."""
-    signed_in = getattr(request.state, "principal", None)
-    if isinstance(signed_in, Principal):
-        return signed_in
+    """The user behind an API request: its token's user (the web app has its own sessions,
+    casemail.web.auth)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -97,5 +94,3 @@ Operator = Annotated[Principal, Depends(require_operator)]
 ReadSession = Annotated[Session, Depends(read_session, scope="function")]
 WriteSession = Annotated[Session, Depends(write_session, scope="function")]
 UnscopedWriteSession = Annotated[Session, Depends(unscoped_write_session, scope="function")]
-# Kept for routers that only need a caller: every /api/v1 route requires one.
-require_token = require_principal

@@ -27,7 +27,7 @@ from casemail.ingest.store import (
     message_row,
 )
 from casemail.ingest.types import IngestResult, RuleHit
-from casemail.webhooks.events import Event, emit
+from casemail.webhooks.events import Event, emit, subscribed
 
 log = logging.getLogger("casemail.ingest")
 
@@ -64,7 +64,9 @@ def write_batch(session: Session, work: list[Work], identity: Identity) -> dict[
     message_of = insert_messages(session, rows) if rows else {}
     _attachments(session, kept, message_of)
     _mark_done(session, [item.receipt.id for item in kept])
-    emit(session, _events(kept, reported))
+    hooks = subscribed(session, {item.channel.company_id for item in kept}) if kept else []
+    if hooks:  # the events are built only when a webhook listens: this is the ingest path
+        emit(session, _events(kept, reported), hooks)
     session.flush()
     return {item.receipt.id: _result(item) for item in work}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
-from urllib.parse import quote_plus
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, Response
@@ -58,10 +57,6 @@ def accounts_page(
     return page(request, "admin_accounts.html", {**_base(visitor, notice), "rows": rows})
 
 
-def _q(text: str) -> str:
-    return quote_plus(text[:300])
-
-
 @router.get("/quarantine")
 def quarantine_page(
     request: Request,
@@ -95,7 +90,7 @@ def quarantine_action(
     try:
         if action == "discard":
             actions.discard(session, entry_id)
-            return see(f"/ui/admin/quarantine?notice=Entry+{entry_id}+discarded")
+            return see("/ui/admin/quarantine", f"Entry {entry_id} discarded")
         if action == "assign" and not case_id.strip().lstrip("#").isdigit():
             raise actions.QuarantineError("give the number of the case", status=422)
         chosen = int(case_id.strip().lstrip("#")) if action == "assign" else None
@@ -105,7 +100,7 @@ def quarantine_action(
     session.commit()
     result = actions.process_released(context.db, released, context.ingest_options)
     words = f"now {result.outcome}" + (f" (case #{result.case_id})" if result.case_id else "")
-    return see(f"/ui/admin/quarantine?notice=Entry+{entry_id}+{_q(words)}")
+    return see("/ui/admin/quarantine", f"Entry {entry_id} {words}")
 
 
 @router.get("/outbox")
@@ -150,7 +145,7 @@ def outbox_suspension(
     except NotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     words = ("suspended" if on else "resumed") + (" for everything" if everything else "")
-    return see(f"/ui/admin/outbox?notice={_q('Sending ' + words)}")
+    return see("/ui/admin/outbox", f"Sending {words}")
 
 
 @router.post("/outbox/{outbox_id}/{action}")
@@ -178,7 +173,7 @@ def outbox_action(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except OutboundError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    return see(f"/ui/admin/outbox?notice=Outbox+{outbox_id}:+{action}+done")
+    return see("/ui/admin/outbox", f"Outbox {outbox_id}: {action} done")
 
 
 @router.get("/channels")
@@ -233,7 +228,7 @@ def channel_save(
         set_rules(session, channel_id, ChannelRules.model_validate(wanted))
     except (ValidationError, ValueError, InvalidAddress) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    return see(f"/ui/admin/channels?notice={_q(channel.address + ' saved')}")
+    return see("/ui/admin/channels", f"{channel.address} saved")
 
 
 def _listed(text: str) -> list[str]:

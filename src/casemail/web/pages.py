@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import jinja2
 from fastapi import Request
@@ -61,6 +62,8 @@ def page(
     return response
 
 
-def see(path: str) -> RedirectResponse:
-    """After a form: 303 See Other, so a reload does not post it again."""
-    return RedirectResponse(path, status_code=303)
+def see(path: str, notice: str | None = None) -> RedirectResponse:
+    """After a form: 303 See Other (a reload does not post it again), with a ``notice``
+    for the next page to show."""
+    target = f"{path}?notice={quote_plus(notice[:400])}" if notice else path
+    return RedirectResponse(target, status_code=303)

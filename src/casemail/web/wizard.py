@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
-from urllib.parse import quote_plus
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -212,7 +211,7 @@ async def run_test(
     else:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No test {direction!r}")
     words = f"Test {direction}: " + ("passed" if outcome.ok else f"failed: {outcome.message}")
-    return see(f"/ui/admin/accounts/{account_id}/setup?notice={quote_plus(words[:400])}")
+    return see(f"/ui/admin/accounts/{account_id}/setup", words)
 
 
 @router.post("/{account_id}/activate")
@@ -247,7 +246,7 @@ def activate(
             add_channel(session, address=channel_address, name=account.name, account_id=account.id)
     except (AccountError, ChannelExists, InvalidAddress, ValueError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    return see(f"/ui/admin/accounts?notice={quote_plus(f'{account.name} is active')}")
+    return see("/ui/admin/accounts", f"{account.name} is active")
 
 
 @router.post("/{account_id}/connect")

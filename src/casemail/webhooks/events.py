@@ -32,19 +32,26 @@ class Event:
     data: dict[str, Any]
 
 
-def emit(session: Session, events: Sequence[Event]) -> int:
+Hook = tuple[int, int, list[str]]  # webhook id, company id, events it wants
+
+
+def subscribed(session: Session, companies: set[int]) -> list[Hook]:
+    """The active webhooks of these companies: a caller with many events (a batch of
+    mail) asks first and builds the events only when someone listens."""
+    query = select(Webhook.id, Webhook.company_id, Webhook.events).where(
+        Webhook.company_id.in_(companies), Webhook.active.is_(True)
+    )
+    return [(int(i), int(c), list(e or [])) for i, c, e in session.execute(query)]
+
+
+def emit(session: Session, events: Sequence[Event], hooks: list[Hook] | None = None) -> int:
     """Queue each event for every active webhook of its company that wants it; returns how
-    many deliveries were queued. One query for the webhooks, one insert, per call."""
+    many deliveries were queued. One query for the webhooks (none when ``hooks`` is
+    given), one insert, per call."""
     if not events:
         return 0
-    companies = {event.company_id for event in events}
-    hooks = list(
-        session.execute(
-            select(Webhook.id, Webhook.company_id, Webhook.events).where(
-                Webhook.company_id.in_(companies), Webhook.active.is_(True)
-            )
-        )
-    )
+    if hooks is None:
+        hooks = subscribed(session, {event.company_id for event in events})
     if not hooks:
         return 0
     now = utcnow()
@@ -60,7 +67,7 @@ def emit(session: Session, events: Sequence[Event]) -> int:
         }
         for event in events
         for hook_id, company_id, wanted in hooks
-        if company_id == event.company_id and event.name in (wanted or [])
+        if company_id == event.company_id and event.name in wanted
     ]
     if rows:
         session.execute(insert(WebhookDelivery.__table__), rows)  # type: ignore[arg-type]
