@@ -6,13 +6,24 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, func, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def database_now(session: Session) -> datetime:
+    """PostgreSQL's clock (one for every host, so the hosts' clocks need not agree);
+    SQLite runs in one process: ours."""
+    if session.get_bind().dialect.name == "postgresql":
+        now = session.scalar(select(func.now()))
+        assert isinstance(now, datetime)
+        return now
+    return utcnow()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

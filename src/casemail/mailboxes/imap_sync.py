@@ -149,6 +149,7 @@ class _FolderRun:
             uidvalidity,
             initial=job.initial_import,
             existing_until=self._existing_until(info),
+            fence=job.fence,
         )
         if started.decided == "from_now":
             self.report.skipped += exists  # all of them are below UIDNEXT
@@ -244,7 +245,7 @@ class _FolderRun:
         """Commit the batch (raw bytes, receipts, UIDs) before the server hears anything."""
         job = self.job
         batch = [(self._fetched(uid), raw) for uid, raw in ready]
-        results = store_fetched_batch(job.db, job.channel_id, batch, job.options)
+        results = store_fetched_batch(job.db, job.channel_id, batch, job.options, fence=job.fence)
         for (fetched, _raw), result in zip(batch, results, strict=True):
             self.done += 1
             _count(self.report, result)

@@ -10,6 +10,7 @@ from typing import Literal
 from casemail.accounts.endpoint import Endpoint
 from casemail.db.engine import Database
 from casemail.ingest import IngestOptions
+from casemail.mailboxes.fence import Fence
 
 AfterFetch = Literal["none", "seen", "move"]
 # What a folder's first sync does with the mail already there (IncomingSettings).
@@ -41,6 +42,9 @@ class MailboxJob:
     batch_size: int = 500
     batch_bytes: int = 32 * 1024 * 1024
     on_progress: Callable[[Progress], None] | None = None
+    # The worker's lease on this mailbox: its writes carry the token (``fence``); None for
+    # runs outside the workers (``casemail sync``).
+    fence: Fence | None = None
 
 
 @dataclass

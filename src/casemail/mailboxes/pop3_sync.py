@@ -176,7 +176,8 @@ def _store(run: _Run, uidl: str, raw: bytes) -> None:
     job, report = run.job, run.report
     archive = uidl in run.plan.archive
     fetched = Fetched(account_id=job.account_id, folder=FOLDER, uidl=uidl, archive=archive)
-    outcome = store_fetched(job.db, job.channel_id, fetched, raw, job.options).outcome
+    stored = store_fetched(job.db, job.channel_id, fetched, raw, job.options, fence=job.fence)
+    outcome = stored.outcome
     run.plan.stored(uidl)
     if outcome == "duplicate":
         report.duplicates += 1

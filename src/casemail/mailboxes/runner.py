@@ -18,6 +18,7 @@ from casemail.bootstrap import AppContext
 from casemail.db.engine import Database
 from casemail.db.models import Account, Channel, MailboxFolder, MailboxItem
 from casemail.db.types import utcnow
+from casemail.mailboxes.fence import Fence, LeaseLost
 from casemail.mailboxes.job import MailboxJob, Progress, SyncReport
 from casemail.oauth.tokens import TokenError, ensure_access_token
 from casemail.webhooks.events import Event, emit
@@ -32,7 +33,12 @@ class NotSyncable(ValueError):
 
 
 def build_job(
-    ctx: AppContext, account_id: int, *, on_progress: Any = None, batch_size: int = 500
+    ctx: AppContext,
+    account_id: int,
+    *,
+    on_progress: Any = None,
+    batch_size: int = 500,
+    fence: Fence | None = None,
 ) -> MailboxJob:
     """The job with a login that works now: an OAuth2 access token is refreshed first if it
     is about to expire (``TokenError`` when there is none to be had)."""
@@ -68,19 +74,25 @@ def build_job(
         initial_import=incoming.get("initial_import", "all"),
         batch_size=batch_size,
         on_progress=on_progress,
+        fence=fence,
     )
 
 
-def sync_account(ctx: AppContext, account_id: int, *, on_progress: Any = None) -> SyncReport:
-    """Run one sync and record the account's health; re-raises the failure after recording."""
+def sync_account(
+    ctx: AppContext, account_id: int, *, on_progress: Any = None, fence: Fence | None = None
+) -> SyncReport:
+    """Run one sync and record the account's health; re-raises the failure after recording.
+    A lost lease (``LeaseLost``) is no failure of the account: its new owner records."""
     try:
-        job = build_job(ctx, account_id, on_progress=on_progress)
+        job = build_job(ctx, account_id, on_progress=on_progress, fence=fence)
     except TokenError as exc:
         record_failure(ctx.db, account_id, exc)
         raise
     _set_state(ctx.db, account_id, "syncing")
     try:
         report = _run(job)
+    except LeaseLost:
+        raise
     except Exception as exc:
         record_failure(ctx.db, account_id, exc)
         raise

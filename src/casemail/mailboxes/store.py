@@ -21,6 +21,7 @@ from casemail.db.upsert import insert_ignore, insert_ignore_returning
 from casemail.ingest import IngestOptions, IngestResult, Source, ingest_raw
 from casemail.ingest.batch import ingest_batch
 from casemail.ingest.receipt import Receipt
+from casemail.mailboxes.fence import Fence, check_fence
 from casemail.mailboxes.initial_import import first_sync_imap
 from casemail.mailboxes.job import InitialImport
 
@@ -53,12 +54,14 @@ def start_uidvalidity(
     *,
     initial: InitialImport = "all",
     existing_until: int = 0,
+    fence: Fence | None = None,
 ) -> FolderStart:
     """Record the folder's UIDVALIDITY. A changed one (RFC 3501 section 2.3.1.1: the old
     UIDs mean nothing now) restarts the folder from UID 0, as normal mail: messages already
     stored are recognised by content when fetched again. At the folder's first sync this
     also decides its initial import (see ``initial_import``), in the same transaction."""
     with db.write() as session:
+        check_fence(session, fence)
         row = folder_row(session, account_id, folder)
         changed = row.uidvalidity is not None and row.uidvalidity != uidvalidity
         if changed or row.uidvalidity is None:
@@ -109,12 +112,21 @@ class Fetched:
 
 
 def store_fetched(
-    db: Database, channel_id: int, fetched: Fetched, raw: bytes, options: IngestOptions
+    db: Database,
+    channel_id: int,
+    fetched: Fetched,
+    raw: bytes,
+    options: IngestOptions,
+    *,
+    fence: Fence | None = None,
 ) -> IngestResult:
     """Ingest (commit) the raw message, then record it and advance the folder's high-water
-    mark in one transaction. Safe to repeat for the same message."""
+    mark in one transaction. Safe to repeat for the same message. A writer whose lease is
+    gone (``fence``) may have stored the message (the new owner's copy is then recognised
+    as the same), but records nothing, so it tells the server nothing either."""
     result = ingest_raw(db, channel_id, raw, _source(fetched), options=options)
     with db.write() as session:
+        check_fence(session, fence)
         _remember(session, fetched, result.inbound_id)
     return result
 
@@ -160,14 +172,21 @@ def folder_row(session: Session, account_id: int, folder: str) -> MailboxFolder:
 
 
 def store_fetched_batch(
-    db: Database, channel_id: int, batch: list[tuple[Fetched, bytes]], options: IngestOptions
+    db: Database,
+    channel_id: int,
+    batch: list[tuple[Fetched, bytes]],
+    options: IngestOptions,
+    *,
+    fence: Fence | None = None,
 ) -> list[IngestResult]:
     """``store_fetched`` for a batch: the raw messages, their receipts and the mailbox
-    bookkeeping commit together, before any of them is processed (see ingest.batch)."""
+    bookkeeping commit together, before any of them is processed (see ingest.batch); under
+    a lost lease (``fence``) none of them."""
     if not batch:
         return []
 
     def remember(session: Session, receipts: list[Receipt]) -> None:
+        check_fence(session, fence)
         pairs = zip(batch, receipts, strict=True)
         _remember_all(session, [(fetched, receipt.inbound_id) for (fetched, _), receipt in pairs])
 

@@ -11,9 +11,8 @@ preferred one hands it back (its watcher stops), so the preferred one takes it a
 pass. A killed worker's leases expire and are taken within ``LEASE``. Times are the
 database's own on PostgreSQL (``now()``), so the hosts' clocks need not agree.
 
-``fencing_token`` grows each time a mailbox changes hands: the owner's writes can be checked
-against it (not yet done: the unique keys on fetched messages keep a late writer from
-storing anything twice meanwhile).
+``fencing_token`` grows each time a mailbox changes hands; every write the owner makes for
+the mailbox checks it (``mailboxes.fence``), so a worker that lost its lease writes nothing.
 """
 
 from __future__ import annotations
@@ -22,12 +21,12 @@ import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from casemail.db.engine import Database
 from casemail.db.models import Account, MailboxLease, WorkerProcess
-from casemail.db.types import utcnow
+from casemail.db.types import database_now
 from casemail.db.upsert import insert_ignore
 from casemail.workers.registry import DEAD_AFTER
 
@@ -42,15 +41,6 @@ def preferred(account_id: int, workers: Iterable[str]) -> str | None:
     return max(workers, key=lambda worker_id: score(worker_id, account_id), default=None)
 
 
-def database_now(session: Session) -> datetime:
-    """PostgreSQL's clock (one for every host); SQLite runs in one process: ours."""
-    if session.get_bind().dialect.name == "postgresql":
-        now = session.scalar(select(func.now()))
-        assert isinstance(now, datetime)
-        return now
-    return utcnow()
-
-
 def live_workers(session: Session, now: datetime) -> list[str]:
     query = select(WorkerProcess.id).where(
         WorkerProcess.stopped_at.is_(None), WorkerProcess.heartbeat_at >= now - DEAD_AFTER
@@ -58,34 +48,39 @@ def live_workers(session: Session, now: datetime) -> list[str]:
     return list(session.scalars(query))
 
 
-def balance(db: Database, worker_id: str, wanted: Iterable[int]) -> set[int]:
+def balance(db: Database, worker_id: str, wanted: Iterable[int]) -> dict[int, int]:
     """Renew, take or hand back the leases of ``wanted`` mailboxes; returns those this
-    worker owns now. Renewals and hand-backs are one statement each."""
+    worker owns now, each with its fencing token (``mailboxes.fence``). Renewals and
+    hand-backs are one statement each."""
     accounts = sorted(set(wanted))
     if not accounts:
-        return set()
+        return {}
     with db.write() as session:
         now = database_now(session)
         live = set(live_workers(session, now)) | {worker_id}
-        holders = dict(
-            session.execute(
-                select(MailboxLease.account_id, MailboxLease.worker_id).where(
-                    MailboxLease.account_id.in_(accounts)
-                )
-            ).all()
-        )
-        owned: set[int] = set()
+        holders = {
+            account_id: (holder, token)
+            for account_id, holder, token in session.execute(
+                select(
+                    MailboxLease.account_id, MailboxLease.worker_id, MailboxLease.fencing_token
+                ).where(MailboxLease.account_id.in_(accounts))
+            )
+        }
+        owned: dict[int, int] = {}
         renew: list[int] = []
         hand_back: list[int] = []
         for account_id in accounts:
-            holder = holders.get(account_id)
+            holder, token = holders.get(account_id, (None, 0))
             if preferred(account_id, live) != worker_id:
                 if holder == worker_id:
                     hand_back.append(account_id)  # the preferred worker takes it next
             elif holder == worker_id:
                 renew.append(account_id)
-            elif _take(session, worker_id, account_id, holder is not None, now):
-                owned.add(account_id)
+                owned[account_id] = token
+            elif (
+                taken := _take(session, worker_id, account_id, holder is not None, now)
+            ) is not None:
+                owned[account_id] = taken
         mine = (MailboxLease.worker_id == worker_id,)
         if renew:
             session.execute(
@@ -108,10 +103,13 @@ def balance(db: Database, worker_id: str, wanted: Iterable[int]) -> set[int]:
                 .values(next_sync_at=now)
                 .execution_options(synchronize_session=False)
             )
-        return owned | set(renew)
+        return owned
 
 
-def _take(session: Session, worker_id: str, account_id: int, leased: bool, now: datetime) -> bool:
+def _take(
+    session: Session, worker_id: str, account_id: int, leased: bool, now: datetime
+) -> int | None:
+    """The new lease's fencing token, or None when another worker holds it still."""
     if not leased:
         values = {
             "account_id": account_id,
@@ -124,13 +122,13 @@ def _take(session: Session, worker_id: str, account_id: int, leased: bool, now: 
             session,
             MailboxLease.__table__,  # type: ignore[arg-type]
             conflict=["account_id"],
-            returning=MailboxLease.account_id,
+            returning=MailboxLease.fencing_token,
             values=values,
         )
-        return taken is not None
+        return None if taken is None else int(taken)
     # Only an expired lease is taken over; the conditional UPDATE settles a race with a
     # worker renewing it at the same moment (one of the two sees no row changed).
-    result = session.execute(
+    return session.execute(
         update(MailboxLease)
         .where(MailboxLease.account_id == account_id, MailboxLease.expires_at < now)
         .values(
@@ -139,9 +137,9 @@ def _take(session: Session, worker_id: str, account_id: int, leased: bool, now: 
             acquired_at=now,
             expires_at=now + LEASE,
         )
+        .returning(MailboxLease.fencing_token)
         .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    ).scalar_one_or_none()
 
 
 def release_all(db: Database, worker_id: str) -> None:

@@ -28,6 +28,7 @@ from casemail.db.engine import Database
 from casemail.db.models import Account, Channel
 from casemail.db.types import utcnow
 from casemail.mailboxes import imap_idle
+from casemail.mailboxes.fence import Fence, LeaseLost
 from casemail.mailboxes.imap_idle import IdleUnsupported, idle_imap
 from casemail.mailboxes.job import MailboxJob
 from casemail.mailboxes.runner import (
@@ -120,7 +121,9 @@ def _refresh_expiring_tokens(ctx: AppContext, watched: dict[int, _Watched]) -> l
 
 
 class _Mailboxes:
-    def __init__(self, ctx: AppContext, stop: asyncio.Event, *, idle_seconds: float) -> None:
+    def __init__(
+        self, ctx: AppContext, stop: asyncio.Event, *, idle_seconds: float, leased: bool
+    ) -> None:
         self.ctx = ctx
         self.stop = stop
         self.idle_seconds = idle_seconds  # how long one IDLE lasts before it is restarted
@@ -130,6 +133,10 @@ class _Mailboxes:
         self.watchers: dict[int, tuple[asyncio.Event, _Watched]] = {}  # its own stop event
         self.restart: set[int] = set()  # watchers ended because their account changed
         self.no_idle: dict[int, _Watched] = {}  # servers that said they have no IDLE
+        # Leased mailboxes (a registered worker): account -> fencing token of its lease,
+        # as of the last pass; every run's writes carry it. None: no leases (all mailboxes).
+        self.tokens: dict[int, int] | None = {} if leased else None
+        self.watching_with: dict[int, int] = {}  # account -> token its watcher started with
 
     def start_due(self, due: list[int]) -> None:
         for account_id in [i for i, t in self.running.items() if t.done()]:
@@ -159,11 +166,19 @@ class _Mailboxes:
                 self.restart.add(account_id)
             halt.set()
 
-    def halt_unowned(self, owned: set[int]) -> None:
+    def fence(self, account_id: int) -> Fence | None:
+        if self.tokens is None:
+            return None
+        return Fence(account_id, self.tokens.get(account_id, 0))
+
+    def halt_unowned(self, owned: dict[int, int]) -> None:
         """Watchers of mailboxes another worker owns now (handed over, or taken after this
-        worker's leases expired) stop; a sync already running finishes."""
+        worker's leases expired) stop, and those whose lease changed hands since they
+        started (their writes would be refused); a sync already running finishes, or ends at
+        its next write with ``LeaseLost``."""
+        self.tokens = owned
         for account_id, (halt, _started) in self.watchers.items():
-            if account_id not in owned and not halt.is_set():
+            if owned.get(account_id) != self.watching_with.get(account_id) and not halt.is_set():
                 log.info("account %s: another worker owns it now: its watcher stops", account_id)
                 halt.set()
 
@@ -181,7 +196,8 @@ class _Mailboxes:
         try:
             # Read before the job is built: a change in between restarts the watcher.
             watched = (await asyncio.to_thread(_watched, db, [account_id])).get(account_id)
-            job = await asyncio.to_thread(build_job, self.ctx, account_id)
+            fence = self.fence(account_id)
+            job = await asyncio.to_thread(build_job, self.ctx, account_id, fence=fence)
         except Exception as exc:  # noqa: BLE001 - e.g. its channel was just deactivated
             await asyncio.to_thread(record_failure, db, account_id, exc)
             return
@@ -199,6 +215,8 @@ class _Mailboxes:
             return  # halt_all has run: a watcher registered now would never be stopped
         halt = asyncio.Event()
         self.watchers[account_id] = (halt, watched)
+        if job.fence is not None:
+            self.watching_with[account_id] = job.fence.token
         unsupported = False
         try:
             await idle_imap(
@@ -211,10 +229,13 @@ class _Mailboxes:
         except IdleUnsupported:
             unsupported = True
             self.no_idle[account_id] = watched  # polled until the account's settings change
+        except LeaseLost as lost:
+            log.info("%s", lost)  # the new owner fetches it; nothing to record here
         except Exception as exc:  # noqa: BLE001 - recorded; retried after the back-off
             await asyncio.to_thread(record_failure, db, account_id, exc)
         finally:
             self.watchers.pop(account_id, None)
+            self.watching_with.pop(account_id, None)
         if unsupported:
             await self._poll(account_id)
         if account_id in self.restart:
@@ -224,7 +245,8 @@ class _Mailboxes:
     async def _poll(self, account_id: int) -> None:
         async with self.slots:
             try:
-                report = await asyncio.to_thread(sync_account, self.ctx, account_id)
+                fence = self.fence(account_id)
+                report = await asyncio.to_thread(sync_account, self.ctx, account_id, fence=fence)
             except Exception as exc:  # noqa: BLE001 - recorded on the account by the runner
                 log.debug("account %s sync failed: %s", account_id, exc)
                 return
@@ -253,7 +275,7 @@ async def poll_mailboxes(
     interval = min(ctx.settings.worker_interval_seconds, DUE_CHECK_SECONDS)
     if idle_seconds is None:
         idle_seconds = imap_idle.IDLE_RESTART_SECONDS
-    mailboxes = _Mailboxes(ctx, stop, idle_seconds=idle_seconds)
+    mailboxes = _Mailboxes(ctx, stop, idle_seconds=idle_seconds, leased=worker_id is not None)
     while not stop.is_set():
         try:
             due = await asyncio.to_thread(due_accounts, ctx.db)

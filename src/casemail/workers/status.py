@@ -16,8 +16,7 @@ from casemail.db.models import (
     QuarantineEntry,
     WorkerProcess,
 )
-from casemail.db.types import utcnow
-from casemail.workers.leases import database_now
+from casemail.db.types import database_now, utcnow
 from casemail.workers.registry import DEAD_AFTER
 
 
