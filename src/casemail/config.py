@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     )
 
     workers: bool = Field(True, description="Run the background workers inside `serve`.")
+    smtp_processing: Literal["inline", "workers"] = Field(
+        "inline",
+        description=(
+            "What the SMTP listener does with a message after storing it: `inline` turns it "
+            "into a case before answering; `workers` answers at once and leaves that to the "
+            "worker processes (woken at the commit), for listeners that only receive."
+        ),
+    )
     ingest_max_attempts: int = Field(3, ge=1)
     ingest_claim_seconds: int = Field(300, ge=5)
     worker_interval_seconds: float = Field(5.0, gt=0)

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from casemail.db.engine import Database
 from casemail.db.models import Channel, InboundReceipt, Message, QuarantineEntry
-from casemail.db.types import utcnow
+from casemail.db.types import database_now, utcnow
 from casemail.ingest.decide import decide_batch
 from casemail.ingest.quarantine import quarantine
-from casemail.ingest.receipt import record_receipt
+from casemail.ingest.receipt import add_receipt, record_receipt
 from casemail.ingest.types import IngestResult, Source
+from casemail.workers.wakeup import announce
 
 log = logging.getLogger("casemail.ingest")
 
@@ -48,32 +49,84 @@ def ingest_raw(
     return process_receipt(db, receipt.inbound_id, options or IngestOptions())
 
 
+def store_for_workers(db: Database, channel_id: int, raw: bytes, source: Source) -> IngestResult:
+    """Commit the raw message and leave its processing to the workers, which the commit
+    wakes (``workers.wakeup``); they claim it like any receipt waiting (``claim_pending``)."""
+    with db.write() as session:
+        receipt = add_receipt(session, channel_id=channel_id, raw=raw, source=source)
+        if not receipt.duplicate:
+            announce(session, "inbound")
+    if receipt.duplicate:
+        return existing_outcome(db, receipt.inbound_id)
+    return IngestResult("pending", receipt.inbound_id)
+
+
+def _unclaimed(now: datetime) -> ColumnElement[bool]:
+    """Never processed, or claimed by a worker that died (its claim ran out)."""
+    return or_(
+        InboundReceipt.state == "received",
+        (InboundReceipt.state == "processing") & (InboundReceipt.claimed_until < now),
+    )
+
+
+def _take(
+    session: Session, ids: list[int], now: datetime, options: IngestOptions
+) -> dict[int, int]:
+    """Claim those of ``ids`` still unclaimed; receipt id -> attempt number."""
+    if not ids:
+        return {}
+    claimed = session.execute(
+        update(InboundReceipt)
+        .where(InboundReceipt.id.in_(ids), _unclaimed(now))
+        .values(
+            state="processing",
+            attempts=InboundReceipt.attempts + 1,
+            claimed_until=now + timedelta(seconds=options.claim_seconds),
+        )
+        .returning(InboundReceipt.id, InboundReceipt.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    return {int(inbound_id): int(attempts) for inbound_id, attempts in claimed}
+
+
 def _claim(db: Database, inbound_id: int, options: IngestOptions) -> int | None:
     """Take the receipt for processing; returns the attempt number, or None if taken."""
-    now = utcnow()
     with db.write() as session:
-        return session.execute(
-            update(InboundReceipt)
-            .where(
-                InboundReceipt.id == inbound_id,
-                or_(
-                    InboundReceipt.state == "received",
-                    (InboundReceipt.state == "processing") & (InboundReceipt.claimed_until < now),
-                ),
-            )
-            .values(
-                state="processing",
-                attempts=InboundReceipt.attempts + 1,
-                claimed_until=now + timedelta(seconds=options.claim_seconds),
-            )
-            .returning(InboundReceipt.attempts)
-        ).scalar_one_or_none()
+        return _take(session, [inbound_id], database_now(session), options).get(inbound_id)
+
+
+def claim_pending(db: Database, options: IngestOptions, *, limit: int = 100) -> dict[int, int]:
+    """Claim up to ``limit`` receipts to (re)process, oldest first; id -> attempt number."""
+    with db.write() as session:
+        return claim_receipts(session, options, limit=limit)
+
+
+def claim_receipts(session: Session, options: IngestOptions, *, limit: int) -> dict[int, int]:
+    """``claim_pending`` in the caller's transaction. On PostgreSQL the rows other workers
+    are claiming are skipped (``SKIP LOCKED``), not waited for: workers on many hosts take
+    disjoint sets at once."""
+    now = database_now(session)
+    ids = session.scalars(
+        select(InboundReceipt.id)
+        .where(_unclaimed(now))
+        .order_by(InboundReceipt.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return _take(session, list(ids), now, options)
 
 
 def process_receipt(db: Database, inbound_id: int, options: IngestOptions) -> IngestResult:
     attempt = _claim(db, inbound_id, options)
     if attempt is None:
         return existing_outcome(db, inbound_id)
+    return process_claimed(db, inbound_id, attempt, options)
+
+
+def process_claimed(
+    db: Database, inbound_id: int, attempt: int, options: IngestOptions
+) -> IngestResult:
+    """Process a receipt this worker has claimed (attempt number ``attempt``)."""
     if attempt > options.max_attempts:
         return give_up(db, inbound_id)
     try:
@@ -142,13 +195,7 @@ def pending_receipts(db: Database, *, limit: int = 100) -> list[int]:
         return list(
             session.scalars(
                 select(InboundReceipt.id)
-                .where(
-                    or_(
-                        InboundReceipt.state == "received",
-                        (InboundReceipt.state == "processing")
-                        & (InboundReceipt.claimed_until < now),
-                    )
-                )
+                .where(_unclaimed(now))
                 .order_by(InboundReceipt.id)
                 .limit(limit)
             )

@@ -15,6 +15,7 @@ from typing import Any
 from casemail.channels.service import find_channel
 from casemail.db.engine import Database
 from casemail.ingest import IngestOptions, Source, ingest_raw
+from casemail.ingest.pipeline import store_for_workers
 from casemail.listener import replies
 from casemail.listener.allowlist import is_allowed, peer_ip
 
@@ -50,11 +51,17 @@ def _encrypted(server: Any) -> bool:
 
 class IntakeHandler:
     def __init__(
-        self, db: Database, *, require_tls: bool, options: IngestOptions | None = None
+        self,
+        db: Database,
+        *,
+        require_tls: bool,
+        options: IngestOptions | None = None,
+        inline: bool = True,
     ) -> None:
         self.db = db
         self.require_tls = require_tls
         self.options = options or IngestOptions()
+        self.inline = inline  # False: store only; the workers make the case (smtp_processing)
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
@@ -107,9 +114,14 @@ class IntakeHandler:
         stored: list[int] = []
         for target in envelope.casemail_targets:
             try:
-                result = await asyncio.to_thread(
-                    ingest_raw, self.db, target.channel_id, raw, source, options=self.options
-                )
+                if self.inline:
+                    result = await asyncio.to_thread(
+                        ingest_raw, self.db, target.channel_id, raw, source, options=self.options
+                    )
+                else:
+                    result = await asyncio.to_thread(
+                        store_for_workers, self.db, target.channel_id, raw, source
+                    )
             except Exception:
                 # Nothing acknowledged: the client retries, and dedupe keeps what was stored.
                 log.exception("could not store message for %s", target.address)

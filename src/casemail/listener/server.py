@@ -60,6 +60,7 @@ def _protocol_factory(
     handler = IntakeHandler(
         db,
         require_tls=settings.smtp_require_tls,
+        inline=settings.smtp_processing == "inline",
         options=IngestOptions(
             max_attempts=settings.ingest_max_attempts, claim_seconds=settings.ingest_claim_seconds
         ),

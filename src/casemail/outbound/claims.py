@@ -42,6 +42,9 @@ def claim_due(
         .where(OutboxEntry.account_id.not_in(suspended))
         .order_by(OutboxEntry.id)
         .limit(limit)
+        # PostgreSQL: rows another sender is claiming are skipped, not waited for, so senders
+        # on many hosts take disjoint sets at once; the locks last until this commit.
+        .with_for_update(skip_locked=True, of=OutboxEntry)
     )
     ids = list(session.scalars(candidates))
     if not ids:

@@ -15,6 +15,7 @@ from casemail.db.types import utcnow
 from casemail.html.sanitize import safe_html
 from casemail.identity import Identity
 from casemail.outbound.compose import Draft, bare_message_id, compose
+from casemail.workers.wakeup import announce
 
 DEFAULT_GIVE_UP = timedelta(days=2)
 NO_ACCOUNT = "No active outgoing account to send this with: set up the {role} account."
@@ -61,6 +62,8 @@ def enqueue(
     if draft.case_id is not None and channel_id is not None:
         session.add(_history_row(draft, message, digest, channel_id))
     session.flush()
+    if entry.state == "ready":
+        announce(session, "outbox")  # an idle sender takes it at the commit, not next poll
     return entry
 
 

@@ -27,7 +27,7 @@ from casemail.config import Settings
 from casemail.db.blobs import get_blobs
 from casemail.db.engine import Database
 from casemail.db.models import Account, Case, Message, OutboxEntry
-from casemail.db.types import utcnow
+from casemail.db.types import database_now, utcnow
 from casemail.oauth.tokens import TokenError, ensure_access_token
 from casemail.outbound.claims import claim_due, mine, start_transmitting
 from casemail.outbound.sentcopy import append_to_sent, wanted_folder
@@ -65,9 +65,10 @@ async def send_due(
     db: Database, settings: Settings, keys: KeyRing, *, now: datetime | None = None
 ) -> int:
     """One round: claim, deliver, record. Returns how many entries were handled."""
-    when = now or utcnow()
     claim = timedelta(seconds=settings.outbox_claim_seconds)
     with db.write() as session:
+        # The database's clock: a claim written on one host is judged expired on another.
+        when = now or database_now(session)
         claims = dict(claim_due(session, now=when, claim=claim))
     if not claims:
         return 0

@@ -23,6 +23,7 @@ from casemail.identity import load_identity, subject_tag, subject_tag_pattern
 from casemail.outbound.compose import Draft, OutgoingAttachment
 from casemail.outbound.queue import enqueue
 from casemail.users.service import team_ids_of
+from casemail.workers.wakeup import announce
 
 
 class OutboundError(ValueError):
@@ -172,6 +173,7 @@ def reset(session: Session, outbox_id: int) -> OutboxEntry:
     entry.state, entry.claimed_until, entry.transmitting_since = "ready", None, None
     entry.maybe_duplicate = True
     entry.next_attempt_at = entry.updated_at = utcnow()
+    announce(session, "outbox")
     return entry
 
 
@@ -186,6 +188,7 @@ def retry(session: Session, outbox_id: int, *, give_up_after: timedelta) -> Outb
     now = utcnow()
     entry.state, entry.next_attempt_at, entry.updated_at = "ready", now, now
     entry.give_up_at = now + give_up_after
+    announce(session, "outbox")
     return entry
 
 
@@ -199,6 +202,8 @@ def cancel(session: Session, outbox_id: int) -> OutboxEntry:
 
 def suspend(session: Session, *, account_id: int | None = None, on: bool = True) -> None:
     """Stop (or resume) sending for everything, or for one account."""
+    if not on:
+        announce(session, "outbox")  # what waited is sent at once
     if account_id is None:
         load_identity(session)  # the installation row exists
         row = session.get_one(Installation, 1)

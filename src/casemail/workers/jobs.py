@@ -17,19 +17,23 @@ from casemail.db.models import (
     QuarantineEntry,
 )
 from casemail.db.types import utcnow
-from casemail.ingest import IngestOptions, pending_receipts, process_receipt
+from casemail.ingest import IngestOptions
+from casemail.ingest.pipeline import claim_pending, process_claimed
 
 log = logging.getLogger("casemail.workers")
 
 
-def reprocess_pending(db: Database, options: IngestOptions, *, limit: int = 100) -> int:
-    """Process receipts that were stored but not (or not completely) processed."""
-    handled = 0
-    for inbound_id in pending_receipts(db, limit=limit):
-        result = process_receipt(db, inbound_id, options)
+REPROCESS_BATCH = 100
+
+
+def reprocess_pending(db: Database, options: IngestOptions, *, limit: int = REPROCESS_BATCH) -> int:
+    """Process receipts that were stored but not (or not completely) processed: claimed
+    together (``SKIP LOCKED`` on PostgreSQL), so workers never wait for each other."""
+    claimed = claim_pending(db, options, limit=limit)
+    for inbound_id, attempt in claimed.items():
+        result = process_claimed(db, inbound_id, attempt, options)
         log.info("reprocessed inbound %s: %s", inbound_id, result.outcome)
-        handled += 1
-    return handled
+    return len(claimed)
 
 
 def _blob_unreferenced(sha: str) -> ColumnElement[bool]:

@@ -1,5 +1,6 @@
-"""The outbox sender inside ``casemail serve`` / ``casemail worker``: a round every
-``worker_interval_seconds`` while the outbox is idle, back to back while it has work."""
+"""The outbox sender inside ``casemail serve`` / ``casemail worker``: back to back while the
+outbox has work; idle, it wakes when a mail is queued (``wakeup``), or after
+``worker_interval_seconds`` for what became due by time (retries)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,20 @@ import logging
 
 from casemail.bootstrap import AppContext
 from casemail.outbound.sender import send_due
+from casemail.workers import wakeup
 
 log = logging.getLogger("casemail.outbound")
 
 
 async def run_outbox(ctx: AppContext, stop: asyncio.Event) -> None:
+    woken = wakeup.bell.subscribe("outbox")
+    try:
+        await _send_rounds(ctx, stop, woken)
+    finally:
+        wakeup.bell.unsubscribe("outbox", woken)
+
+
+async def _send_rounds(ctx: AppContext, stop: asyncio.Event, woken: asyncio.Event) -> None:
     interval = ctx.settings.worker_interval_seconds
     while not stop.is_set():
         handled = 0
@@ -24,7 +34,4 @@ async def run_outbox(ctx: AppContext, stop: asyncio.Event) -> None:
             log.exception("outbox round failed; trying again in %.0f s", interval)
         if handled:
             continue
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            continue
+        await wakeup.nap(stop, woken, interval)

@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from casemail.bootstrap import AppContext
 from casemail.webhooks.delivery import deliver_due
-from casemail.workers import leases, registry
-from casemail.workers.jobs import purge_quarantine, reprocess_pending
+from casemail.workers import leases, registry, wakeup
+from casemail.workers.inbound import run_inbound
+from casemail.workers.jobs import purge_quarantine
 from casemail.workers.mailboxes import poll_mailboxes
 from casemail.workers.outbox import run_outbox
 
@@ -20,7 +21,6 @@ OUTBOX_STOP_GRACE_SECONDS = 10.0
 def _jobs(ctx: AppContext) -> list[tuple[str, Callable[[], int]]]:
     private = ctx.settings.private_hosts_allowed
     return [
-        ("reprocess-pending", lambda: reprocess_pending(ctx.db, ctx.ingest_options)),
         ("purge-quarantine", lambda: purge_quarantine(ctx.db)),
         ("webhooks", lambda: deliver_due(ctx.db, ctx.keys, allow_private=private)),
     ]
@@ -31,13 +31,17 @@ async def run_workers(ctx: AppContext, stop: asyncio.Event, *, kind: str = "work
         registry.register, ctx.db, kind=kind, concurrency=ctx.settings.worker_concurrency
     )
     heartbeat = asyncio.create_task(registry.keep_beating(ctx.db, worker_id, stop))
+    listening = asyncio.create_task(wakeup.listen(ctx.db, stop))
     mailboxes = asyncio.create_task(poll_mailboxes(ctx, stop, worker_id=worker_id))
+    inbound = asyncio.create_task(run_inbound(ctx, stop))
     outbox = asyncio.create_task(run_outbox(ctx, stop))
     try:
         await _run_periodic(ctx, stop)
     finally:
         await heartbeat
         await mailboxes
+        await inbound
+        await listening
         try:
             # A send in progress may finish; one waiting minutes for a silent server is cut
             # off, and its claim expiring later sends it again (marked maybe_duplicate).
