@@ -12,7 +12,12 @@ import pytest
 
 from casemail.db import Database
 from casemail.mailboxes.errors import MailboxError
-from casemail.mailboxes.imap_idle import IdleUnsupported, idle_imap, supports_idle
+from casemail.mailboxes.imap_idle import (
+    IDLE_RESTART_SECONDS,
+    IdleUnsupported,
+    idle_imap,
+    supports_idle,
+)
 from casemail.mailboxes.job import MailboxJob
 from tests.imapsupport import counts, imap_job
 from tests.mailservers import Dovecot, DropProxy, MailUser, add_user_with_capabilities
@@ -46,8 +51,15 @@ class Idler:
         self.syncs += 1
 
     async def __aenter__(self) -> Idler:
+        seconds = self.options
         self.task = asyncio.create_task(
-            idle_imap(self.job, self.stop, on_wake=self._woke, **self.options)
+            idle_imap(
+                self.job,
+                self.stop,
+                on_wake=self._woke,
+                max_idle_seconds=seconds.get("max_idle_seconds", IDLE_RESTART_SECONDS),
+                poll_seconds=seconds.get("poll_seconds"),
+            )
         )
         await _until(lambda: self.syncs >= 1, 10)  # the first sync ran: now it waits
         return self

@@ -44,6 +44,12 @@ auth_failure_delay = 0
 auth_cache_size = 0
 # No growing delay after failed logins from 127.0.0.1 (the auth penalty): tests that try a
 # wrong password must not slow down the tests after them.
+# Hundreds of mailboxes watched at once (the scale-out test, the IDLE benchmark): each IMAP
+# session is a process, and a TLS one a login process besides (it relays the encryption).
+default_process_limit = 2500
+default_client_limit = 5000
+mail_max_userip_connections = 50
+
 service anvil {{
   unix_listener anvil-auth-penalty {{
     mode = 0

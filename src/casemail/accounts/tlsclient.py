@@ -8,6 +8,7 @@ way: the system's trust store plus an optional CA file, TLS 1.2 or later, host n
 
 from __future__ import annotations
 
+import functools
 import ssl
 from pathlib import Path
 
@@ -18,7 +19,18 @@ def client_tls_context(*, verify: bool, ca_file: Path | None) -> ssl.SSLContext:
     ``verify=True``: the certificate must chain to the system trust store or to ``ca_file``
     and name the host connected to. ``verify=False``: any certificate is accepted (the
     connection is still encrypted, but not authenticated).
+
+    Shared, not built per connection: each context holds its own copy of the system trust
+    store (about 150 certificates), which a worker watching a thousand mailboxes would
+    otherwise hold a thousand times. Contexts are safe to share between threads; a
+    changed ``ca_file`` (another modification time) gets a new one.
     """
+    stamp = ca_file.stat().st_mtime_ns if ca_file is not None else None
+    return _shared_context(verify, ca_file, stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_context(verify: bool, ca_file: Path | None, _stamp: int | None) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if ca_file is not None:

@@ -19,6 +19,7 @@ polling where IDLE is not offered. A stop ends IDLE and logs out, but waits no l
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import select
@@ -63,6 +64,7 @@ async def idle_imap(
     max_idle_seconds: float = IDLE_RESTART_SECONDS,
     poll_seconds: float | None = None,
     on_wake: Callable[[], None] | None = None,
+    opening: threading.Semaphore | None = None,
 ) -> None:
     """Wait for new mail and sync it until ``stop`` is set; returns then. Raises
     ``IdleUnsupported`` or ``MailboxError`` (the caller reconnects). ``on_wake`` is called
@@ -75,18 +77,49 @@ async def idle_imap(
         halt.set()
 
     relay_task = asyncio.create_task(relay())
+    watch = functools.partial(
+        idle_loop,
+        job,
+        halt,
+        max_idle_seconds=max_idle_seconds,
+        poll_seconds=poll_seconds,
+        on_wake=on_wake,
+        opening=opening,
+    )
     try:
-        await asyncio.to_thread(
-            idle_loop,
-            job,
-            halt,
-            max_idle_seconds=max_idle_seconds,
-            poll_seconds=poll_seconds,
-            on_wake=on_wake,
-        )
+        await in_own_thread(watch, f"idle-{job.account_id}")
     finally:
         halt.set()  # also when this coroutine is cancelled: the thread ends soon after
         relay_task.cancel()
+
+
+async def in_own_thread(work: Callable[[], None], name: str) -> None:
+    """Run ``work`` in a thread of its own and wait for it. A watcher blocks its thread for
+    as long as it watches: in the event loop's shared pool (a handful of threads) a few
+    watchers would take every thread, and every other ``to_thread`` call (heartbeats,
+    leases, database work) would wait behind them."""
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if finished.done():
+            return
+        if error is None:
+            finished.set_result(None)
+        else:
+            finished.set_exception(error)
+
+    def target() -> None:
+        error: BaseException | None = None
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            error = exc
+        with suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    await finished
 
 
 def idle_loop(
@@ -96,8 +129,44 @@ def idle_loop(
     max_idle_seconds: float = IDLE_RESTART_SECONDS,
     poll_seconds: float | None = None,
     on_wake: Callable[[], None] | None = None,
+    opening: threading.Semaphore | None = None,
 ) -> None:
-    """The blocking form of ``idle_imap``, for a thread of its own."""
+    """The blocking form of ``idle_imap``, for a thread of its own. ``opening``: held from
+    the connection until the first sync is done, so that a worker starting a thousand
+    watchers opens a few connections at a time instead of all at once (each is a TLS
+    handshake, a login, and on the server a process or two)."""
+    gate = _Gate(opening, stop)
+    try:
+        if not stop.is_set():  # else stopped while waiting for a slot
+            _watch(job, stop, gate, max_idle_seconds, poll_seconds, on_wake)
+    finally:
+        gate.release()  # also when stopped right after taking it: a lost slot is never back
+
+
+class _Gate:
+    """A semaphore slot, taken (unless ``stop`` comes first) and released once."""
+
+    def __init__(self, semaphore: threading.Semaphore | None, stop: threading.Event) -> None:
+        self._semaphore: threading.Semaphore | None = None
+        while semaphore is not None and not stop.is_set():
+            if semaphore.acquire(timeout=0.2):
+                self._semaphore = semaphore
+                return
+
+    def release(self) -> None:
+        if self._semaphore is not None:
+            self._semaphore.release()
+            self._semaphore = None
+
+
+def _watch(
+    job: MailboxJob,
+    stop: threading.Event,
+    gate: _Gate,
+    max_idle_seconds: float,
+    poll_seconds: float | None,
+    on_wake: Callable[[], None] | None,
+) -> None:
     endpoint, folder = job.endpoint, job.endpoint.folders[0]
     seconds = min(max_idle_seconds, RFC2177_LIMIT)
     if len(endpoint.folders) == 1:
@@ -112,6 +181,7 @@ def idle_loop(
         with talking(endpoint, f"opening the folder {folder!r} to wait for new mail"):
             client.select_folder(folder, readonly=True)
         _sync(job, on_wake)  # what came before the session started watching
+        gate.release()
         synced = time.monotonic()
         while not stop.is_set():
             wait = seconds

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -129,6 +130,10 @@ class _Mailboxes:
         self.idle_seconds = idle_seconds  # how long one IDLE lasts before it is restarted
         # Syncs running at once in this process (CASEMAIL_WORKER_CONCURRENCY, --concurrency).
         self.slots = asyncio.Semaphore(ctx.settings.worker_concurrency)
+        # Watchers connecting and catching up at once (each in its own thread); the rest
+        # wait for a slot, so a worker given hundreds of mailboxes ramps up instead of
+        # opening every connection in the same second.
+        self.openings = threading.BoundedSemaphore(ctx.settings.worker_concurrency)
         self.running: dict[int, asyncio.Task[None]] = {}
         self.watchers: dict[int, tuple[asyncio.Event, _Watched]] = {}  # its own stop event
         self.restart: set[int] = set()  # watchers ended because their account changed
@@ -225,6 +230,7 @@ class _Mailboxes:
                 max_idle_seconds=self.idle_seconds,
                 poll_seconds=watched.poll_seconds,
                 on_wake=lambda: record_success(db, account_id),
+                opening=self.openings,
             )
         except IdleUnsupported:
             unsupported = True
