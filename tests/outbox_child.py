@@ -2,7 +2,7 @@
 
     python -m tests.outbox_child '{"home": ..., "db_url": ..., "ca_file": ...}'
 
-Runs sending rounds until the outbox has nothing due.
+Runs sending rounds until the outbox has nothing due; prints how many it handled.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ async def main(spec: dict[str, str]) -> None:
         database_url=spec["db_url"],
         tls_ca_file=Path(spec["ca_file"]),
         outbox_claim_seconds=60,
+        outbox_claim_batch=int(spec.get("claim_batch", 100)),
     )
     ctx = build_context(settings, migrate=False)
-    while await send_due(ctx.db, ctx.settings, ctx.keys):
-        pass
+    handled = 0
+    while sent := await send_due(ctx.db, ctx.settings, ctx.keys):
+        handled += sent
+    print(handled)  # how many this sender handled
 
 
 if __name__ == "__main__":

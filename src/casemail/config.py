@@ -133,6 +133,15 @@ class Settings(BaseSettings):
     outbox_give_up_hours: float = Field(
         48.0, gt=0, description="Temporary failures are retried for this long, then `error`."
     )
+    outbox_claim_batch: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description=(
+            "Messages a sender claims at once; smaller spreads a backlog over more worker "
+            "processes, larger means fewer claims."
+        ),
+    )
     outbox_claim_seconds: int = Field(
         900, ge=30, description="A sender's claim on a message; longer than any SMTP session."
     )

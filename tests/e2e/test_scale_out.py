@@ -25,9 +25,9 @@ from casemail.config import Settings
 from casemail.db import Database
 from casemail.db.models import MailboxLease, Message, QuarantineEntry, WorkerProcess
 from casemail.workers.leases import LEASE
-from tests.e2e.test_serve_mailboxes import Casemail, Process
+from tests.e2e.test_serve_mailboxes import Casemail, Process, own_dovecot
 from tests.imapsupport import mailbox_account_doc
-from tests.mailservers import DOVECOT, Dovecot, MailUser, TestPKI, TokenIssuer
+from tests.mailservers import Dovecot, MailUser
 from tests.support import sample_message
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgresql]
@@ -39,17 +39,7 @@ MESSAGES_PER_MAILBOX = 2
 
 @pytest.fixture(scope="module")
 def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
-    if not Path(DOVECOT).exists():
-        pytest.skip(f"Dovecot tests skipped: {DOVECOT} not found (run scripts/install --test)")
-    tokens = TokenIssuer()
-    tokens.start()
-    server = Dovecot(TestPKI(tmp_path_factory.mktemp("scale-pki")), tokens)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        tokens.stop()
+    yield from own_dovecot(tmp_path_factory)
 
 
 @pytest.fixture

@@ -55,6 +55,11 @@ LATENCIES: list[tuple[str, float]] = []  # printed at the end of the module (pyt
 
 @pytest.fixture(scope="module")
 def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    yield from own_dovecot(tmp_path_factory)
+
+
+def own_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    """A Dovecot for one test module, stopped after it."""
     if not Path(DOVECOT).exists():
         pytest.skip(f"Dovecot tests skipped: {DOVECOT} not found (run scripts/install --test)")
     tokens = TokenIssuer()

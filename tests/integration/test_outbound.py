@@ -366,11 +366,12 @@ def test_bad_requests_get_clear_errors(ctx: AppContext, smtp_peer_factory: PeerF
             outbox.send_from_case(session, case_id, mail, give_up_after=TWO_DAYS)
 
 
-def _sender_process(ctx: AppContext) -> subprocess.Popen[bytes]:
+def _sender_process(ctx: AppContext, claim_batch: int = 100) -> subprocess.Popen[bytes]:
     spec = {
         "home": str(ctx.settings.home),
         "db_url": ctx.settings.resolved_database_url,
         "ca_file": str(ctx.settings.tls_ca_file),
+        "claim_batch": str(claim_batch),
     }
     command = [sys.executable, "-m", "tests.outbox_child", json.dumps(spec)]
     root = Path(__file__).resolve().parents[2]
@@ -437,6 +438,38 @@ def test_kill_9_of_the_sender_mid_batch_sends_each_message_once_or_a_recorded_du
     assert kills >= 1
     # Only the message on its way to the server when a sender died is in doubt: one per kill.
     assert sum(e.maybe_duplicate for e in entries) <= kills
+
+
+@pytest.mark.timeout(300)
+def test_three_senders_at_once_send_each_message_once(
+    ctx: AppContext, smtp_peer_factory: PeerFactory
+) -> None:
+    """Three sender processes on one outbox, claiming 5 at a time: every message reaches
+    the server once, none is marked as a possible duplicate, and the work is shared."""
+    peer = smtp_peer_factory("starttls")
+    global_account(ctx, peer, security="starttls")
+    case_id = a_case(ctx)
+    ids = [send(ctx, case_id, subject=f"notice {n}") for n in range(60)]
+    peer.slow_next_data(0.05, count=len(ids))  # time for the senders to overlap
+    senders = [_sender_process(ctx, claim_batch=5) for _ in range(3)]
+    handled = []
+    for sender in senders:
+        out, err = sender.communicate(timeout=240)
+        assert sender.returncode == 0, err.decode()
+        handled.append(int(out.decode().split()[-1]))
+
+    with ctx.db.read() as session:
+        entries = session.scalars(select(OutboxEntry).where(OutboxEntry.id.in_(ids))).all()
+    assert {e.state for e in entries} == {"sent"}
+    assert not any(e.maybe_duplicate for e in entries)
+    assert {e.attempts for e in entries} == {1}
+    copies = Counter(
+        email.message_from_bytes(r.data, policy=policy.default)["Message-ID"].strip("<>")
+        for r in peer.received
+    )
+    assert copies == Counter({e.message_id: 1 for e in entries})
+    assert sum(handled) == len(ids)
+    assert sum(1 for n in handled if n) >= 2, handled  # more than one sender took part
 
 
 def _mailbox_account(ctx: AppContext, peer: SmtpPeer, user: MailUser, *, imap_port: int) -> int:

@@ -69,7 +69,7 @@ async def send_due(
     with db.write() as session:
         # The database's clock: a claim written on one host is judged expired on another.
         when = now or database_now(session)
-        claims = dict(claim_due(session, now=when, claim=claim))
+        claims = dict(claim_due(session, now=when, claim=claim, limit=settings.outbox_claim_batch))
     if not claims:
         return 0
     token_errors = await asyncio.to_thread(_fresh_tokens, db, keys, claims)

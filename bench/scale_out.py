@@ -1,0 +1,240 @@
+"""Scale-out on PostgreSQL with real ``casemail worker`` processes and a local Dovecot.
+
+1. Idle IDLE mailboxes: one worker watches N mailboxes (IMAP IDLE, TLS); its resident
+   memory (VmRSS) once every mailbox is watched, against the same worker watching none
+   (the reference, measured in this run).
+2. Arrival-to-case latency with IDLE: messages delivered one at a time by LMTP to the
+   watched mailboxes; seconds from the start of the LMTP delivery until the message is on
+   a case in the database (p50, p99), against the LMTP delivery alone (the reference).
+3. Ingest throughput with 1, 2 and 4 worker processes: M mailboxes each holding K
+   messages (written into the Maildirs), from the workers' start until every message is
+   on a case; ratios against one worker.
+
+    .venv/bin/python -m bench.scale_out [--idle 1000] [--latency 200] [--boxes 40 --per-box 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import func, select
+from tests.imapsupport import mailbox_account_doc
+from tests.mailservers import Dovecot, MailUser, TestPKI, TokenIssuer
+from tests.support import sample_message
+
+from bench.imap_sync import fill_maildir, make_corpus
+from bench.pgdb import scratch_database
+from casemail.accounts import service as accounts
+from casemail.accounts.schemas import AccountCreate
+from casemail.bootstrap import build_context
+from casemail.channels.service import add_channel
+from casemail.config import Settings
+from casemail.db import Database
+from casemail.db.models import Account, Message
+
+CASEMAIL = str(Path(sys.executable).parent / "casemail")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+class Installation:
+    def __init__(self, url: str, dovecot: Dovecot, home: Path) -> None:
+        self.url, self.dovecot, self.home = url, dovecot, home
+        self.settings = Settings(home=home, database_url=url, tls_ca_file=dovecot.ca_file)
+        self.ctx = build_context(self.settings)
+        self.db: Database = self.ctx.db
+        self.env = {
+            **os.environ,
+            "CASEMAIL_HOME": str(home),
+            "CASEMAIL_DATABASE_URL": url,
+            "CASEMAIL_TLS_CA_FILE": str(dovecot.ca_file),
+            "CASEMAIL_WORKER_INTERVAL_SECONDS": "1",
+        }
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def add_mailboxes(self, users: list[MailUser], **incoming: object) -> None:
+        with self.db.write() as session:
+            for user in users:
+                doc = mailbox_account_doc(user, port=self.dovecot.ports.imaps, **incoming)
+                account, _ = accounts.create_account(
+                    session,
+                    AccountCreate.model_validate(doc),
+                    keys=self.ctx.keys,
+                    allow_private=True,
+                )
+                address = f"support-{account.id}@example.com"
+                add_channel(session, address=address, account_id=account.id)
+
+    def start_workers(self, count: int) -> None:
+        for _ in range(count):
+            self.workers.append(
+                subprocess.Popen(
+                    [CASEMAIL, "worker"],
+                    env=self.env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            worker.wait(timeout=60)
+        self.workers.clear()
+
+    def synced(self) -> int:
+        with self.db.read() as session:
+            query = select(func.count()).where(Account.last_sync_ok_at.is_not(None))
+            return int(session.scalar(query) or 0)
+
+    def cases_made(self) -> int:
+        with self.db.read() as session:
+            query = select(func.count()).select_from(Message).where(Message.direction == "inbound")
+            return int(session.scalar(query) or 0)
+
+    def has_message(self, message_id: str) -> bool:
+        with self.db.read() as session:
+            query = select(Message.id).where(Message.message_id == message_id)
+            return session.scalar(query) is not None
+
+
+def wait(what: str, check: Callable[[], bool], seconds: float, every: float = 0.2) -> float:
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > seconds:
+            raise SystemExit(f"not within {seconds} s: {what}")
+        time.sleep(every)
+    return time.monotonic() - start
+
+
+def idle_memory(dovecot: Dovecot, url: str, count: int) -> list[MailUser]:
+    cm = Installation(url, dovecot, Path(tempfile.mkdtemp()) / "home")
+    cm.start_workers(1)
+    time.sleep(5)
+    (worker,) = cm.workers
+    baseline = rss_mib(worker.pid)
+    users = [dovecot.add_user(f"idle{n:04d}") for n in range(count)]
+    cm.add_mailboxes(users, poll_interval_seconds=300)
+    took = wait(f"{count} mailboxes watched", lambda: cm.synced() == count, 600, every=1.0)
+    time.sleep(10)  # settled
+    watched = rss_mib(worker.pid)
+    print(f"\n1. {count} idle IDLE mailboxes in one worker (all watched after {took:.0f} s)")
+    print(f"   worker RSS watching none (reference):   {baseline:7.1f} MiB")
+    print(f"   worker RSS watching {count:5d}:            {watched:7.1f} MiB")
+    print(
+        f"   per mailbox: {(watched - baseline) * 1024 / count:.0f} KiB; "
+        f"threads: {threads(worker.pid)}"
+    )
+    print(f"   ratio to the reference: {watched / baseline:.2f}")
+    latency(cm, dovecot, users)
+    cm.stop_workers()
+    cm.db.dispose()
+    return users
+
+
+LATENCY_SAMPLES = 200
+
+
+def latency(cm: Installation, dovecot: Dovecot, users: list[MailUser]) -> None:
+    samples: list[float] = []
+    lmtp_alone: list[float] = []
+    for n in range(LATENCY_SAMPLES):
+        user = users[(n * 7919) % len(users)]
+        message = sample_message(subject=f"Latency {n}")
+        message_id = message["Message-ID"].strip("<>")
+        start = time.monotonic()
+        with smtplib.LMTP(dovecot.host, dovecot.ports.lmtp, timeout=30) as lmtp:
+            lmtp.sendmail("sender@customer.example", [user.address], message.as_bytes())
+        lmtp_alone.append(time.monotonic() - start)
+        wait("a case", functools.partial(cm.has_message, message_id), 60, every=0.005)
+        samples.append(time.monotonic() - start)
+    print(f"\n2. arrival-to-case latency with IDLE, {LATENCY_SAMPLES} messages, one at a time")
+    print(f"   LMTP delivery alone (reference): p50 {pct(lmtp_alone, 50):.3f} s")
+    print(
+        f"   delivery to case:                p50 {pct(samples, 50):.3f} s   "
+        f"p99 {pct(samples, 99):.3f} s"
+    )
+
+
+def pct(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+def all_made(cm: Installation, total: int) -> bool:
+    return cm.cases_made() >= total
+
+
+def ingest_throughput(dovecot: Dovecot, admin: str, boxes: int, per_box: int) -> None:
+    corpus = make_corpus(boxes * per_box)
+    total = boxes * per_box
+    print(f"\n3. ingest: {boxes} mailboxes x {per_box} messages = {total}, PostgreSQL")
+    first = None
+    for workers in (1, 2, 4):
+        with scratch_database(admin) as url:
+            assert url is not None
+            cm = Installation(url, dovecot, Path(tempfile.mkdtemp()) / "home")
+            users = [dovecot.add_user(f"w{workers}b{n:03d}") for n in range(boxes)]
+            for n, user in enumerate(users):
+                fill_maildir(dovecot, user, corpus[n * per_box : (n + 1) * per_box])
+            cm.add_mailboxes(users, poll_interval_seconds=300)
+            start = time.monotonic()
+            cm.start_workers(workers)
+            wait("all cases", functools.partial(all_made, cm, total), 1800, every=0.5)
+            seconds = time.monotonic() - start
+            cm.stop_workers()
+            cm.db.dispose()
+        rate = total / seconds
+        first = first or rate
+        print(
+            f"   {workers} worker(s): {seconds:6.1f} s  {rate:7.0f} msg/s  ratio {rate / first:.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--boxes", type=int, default=40)
+    parser.add_argument("--per-box", type=int, default=100)
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("CASEMAIL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
+    args = parser.parse_args()
+    tokens = TokenIssuer()
+    tokens.start()
+    dovecot = Dovecot(TestPKI(Path(tempfile.mkdtemp())), tokens)
+    dovecot.start()
+    try:
+        print(f"machine: {os.cpu_count()} CPUs; PostgreSQL at {args.pg}")
+        with scratch_database(args.pg) as url:
+            if url is None:
+                return
+            idle_memory(dovecot, url, args.idle)
+        ingest_throughput(dovecot, args.pg, args.boxes, args.per_box)
+    finally:
+        dovecot.stop()
+        tokens.stop()
+
+
+if __name__ == "__main__":
+    main()
