@@ -19,6 +19,7 @@ import argparse
 import functools
 import os
 import smtplib
+import ssl
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from imapclient import IMAPClient
 from sqlalchemy import func, select
 from tests.imapsupport import mailbox_account_doc
 from tests.mailservers import Dovecot, MailUser, TestPKI, TokenIssuer
@@ -50,6 +52,19 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used (proc(5): fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu(pid: int, seconds: float = 20.0) -> float:
+    """The share of one CPU the process uses over ``seconds`` with nothing to do."""
+    before = cpu_seconds(pid)
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - before) / seconds
 
 
 def threads(pid: int) -> int:
@@ -133,11 +148,13 @@ def idle_memory(dovecot: Dovecot, url: str, count: int) -> list[MailUser]:
     time.sleep(5)
     (worker,) = cm.workers
     baseline = rss_mib(worker.pid)
+    baseline_cpu = idle_cpu(worker.pid)
     users = [dovecot.add_user(f"idle{n:04d}") for n in range(count)]
     cm.add_mailboxes(users, poll_interval_seconds=300)
     took = wait(f"{count} mailboxes watched", lambda: cm.synced() == count, 600, every=1.0)
     time.sleep(10)  # settled
     watched = rss_mib(worker.pid)
+    watching_cpu = idle_cpu(worker.pid)
     print(f"\n1. {count} idle IDLE mailboxes in one worker (all watched after {took:.0f} s)")
     print(f"   worker RSS watching none (reference):   {baseline:7.1f} MiB")
     print(f"   worker RSS watching {count:5d}:            {watched:7.1f} MiB")
@@ -146,16 +163,39 @@ def idle_memory(dovecot: Dovecot, url: str, count: int) -> list[MailUser]:
         f"threads: {threads(worker.pid)}"
     )
     print(f"   ratio to the reference: {watched / baseline:.2f}")
+    print(f"   CPU while idle: {baseline_cpu:.1%} watching none, {watching_cpu:.1%} watching all")
     latency(cm, dovecot, users)
     cm.stop_workers()
     cm.db.dispose()
     return users
 
 
-LATENCY_SAMPLES = 200
+LATENCY_SAMPLES = 100
+
+
+def bare_idle(dovecot: Dovecot, user: MailUser, rounds: int = 20) -> list[float]:
+    """Reference: seconds from an LMTP delivery until a bare imapclient IDLE session on the
+    same Dovecot hears of it (EXISTS): what the server itself takes to tell."""
+    seen: list[float] = []
+    context = ssl.create_default_context(cafile=str(dovecot.ca_file))
+    with IMAPClient("127.0.0.1", port=dovecot.ports.imaps, ssl_context=context) as client:
+        client.login(user.address, user.password)
+        client.select_folder("INBOX", readonly=True)
+        for n in range(rounds):
+            client.idle()
+            start = time.monotonic()
+            with smtplib.LMTP(dovecot.host, dovecot.ports.lmtp, timeout=30) as lmtp:
+                message = sample_message(subject=f"Bare {n}")
+                lmtp.sendmail("sender@customer.example", [user.address], message.as_bytes())
+            while not any(b"EXISTS" in response for response in client.idle_check(timeout=30)):
+                pass
+            seen.append(time.monotonic() - start)
+            client.idle_done()
+    return seen
 
 
 def latency(cm: Installation, dovecot: Dovecot, users: list[MailUser]) -> None:
+    bare = bare_idle(dovecot, dovecot.add_user("bare-idle"))
     samples: list[float] = []
     lmtp_alone: list[float] = []
     for n in range(LATENCY_SAMPLES):
@@ -170,6 +210,7 @@ def latency(cm: Installation, dovecot: Dovecot, users: list[MailUser]) -> None:
         samples.append(time.monotonic() - start)
     print(f"\n2. arrival-to-case latency with IDLE, {LATENCY_SAMPLES} messages, one at a time")
     print(f"   LMTP delivery alone (reference): p50 {pct(lmtp_alone, 50):.3f} s")
+    print(f"   bare IDLE client hears of it:    p50 {pct(bare, 50):.3f} s (reference)")
     print(
         f"   delivery to case:                p50 {pct(samples, 50):.3f} s   "
         f"p99 {pct(samples, 99):.3f} s"
