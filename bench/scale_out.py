@@ -10,7 +10,10 @@
    messages (written into the Maildirs), from the workers' start until every message is
    on a case; ratios against one worker.
 
-    .venv/bin/python -m bench.scale_out [--idle 1000] [--latency 200] [--boxes 40 --per-box 100]
+4. Send throughput with 1, 2 and 4 worker processes: mails queued on one account, sent to
+   an aiosmtpd peer; from the workers' start until the peer has them all.
+
+    .venv/bin/python -m bench.scale_out [--idle 1000] [--boxes 40 --per-box 100] [--send 1000]
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from imapclient import IMAPClient
 from sqlalchemy import func, select
 from tests.imapsupport import mailbox_account_doc
 from tests.mailservers import Dovecot, MailUser, TestPKI, TokenIssuer
-from tests.support import sample_message
+from tests.mailservers.smtppeer import SmtpPeer
+from tests.support import sample_message, wire_bytes
 
 from bench.imap_sync import fill_maildir, make_corpus
 from bench.pgdb import scratch_database
@@ -43,6 +48,8 @@ from casemail.channels.service import add_channel
 from casemail.config import Settings
 from casemail.db import Database
 from casemail.db.models import Account, Message
+from casemail.ingest import Source, ingest_raw
+from casemail.outbound.service import CaseMail, send_from_case
 
 CASEMAIL = str(Path(sys.executable).parent / "casemail")
 
@@ -164,7 +171,9 @@ def idle_memory(dovecot: Dovecot, url: str, count: int) -> list[MailUser]:
     )
     print(f"   ratio to the reference: {watched / baseline:.2f}")
     print(f"   CPU while idle: {baseline_cpu:.1%} watching none, {watching_cpu:.1%} watching all")
-    latency(cm, dovecot, users)
+    # The server's own notification delay, with the watchers connected.
+    bare = bare_idle(dovecot, dovecot.add_user("bare-idle"))
+    latency(cm, dovecot, users, bare)
     cm.stop_workers()
     cm.db.dispose()
     return users
@@ -187,15 +196,17 @@ def bare_idle(dovecot: Dovecot, user: MailUser, rounds: int = 20) -> list[float]
             with smtplib.LMTP(dovecot.host, dovecot.ports.lmtp, timeout=30) as lmtp:
                 message = sample_message(subject=f"Bare {n}")
                 lmtp.sendmail("sender@customer.example", [user.address], message.as_bytes())
-            while not any(b"EXISTS" in response for response in client.idle_check(timeout=30)):
-                pass
+            heard = False
+            while not heard and time.monotonic() - start < 30:
+                heard = any(b"EXISTS" in response for response in client.idle_check(timeout=5))
+            if not heard:
+                raise SystemExit("the bare IDLE client heard nothing within 30 s")
             seen.append(time.monotonic() - start)
             client.idle_done()
     return seen
 
 
-def latency(cm: Installation, dovecot: Dovecot, users: list[MailUser]) -> None:
-    bare = bare_idle(dovecot, dovecot.add_user("bare-idle"))
+def latency(cm: Installation, dovecot: Dovecot, users: list[MailUser], bare: list[float]) -> None:
     samples: list[float] = []
     lmtp_alone: list[float] = []
     for n in range(LATENCY_SAMPLES):
@@ -251,11 +262,76 @@ def ingest_throughput(dovecot: Dovecot, admin: str, boxes: int, per_box: int) ->
         )
 
 
+def send_throughput(dovecot: Dovecot, admin: str, tokens: TokenIssuer, count: int) -> None:
+    """``count`` mails queued on one case and one global account (plain SMTP to an aiosmtpd
+    peer in this process), then the workers started; until the peer has them all."""
+    peer = SmtpPeer(TestPKI(Path(tempfile.mkdtemp())), tokens, mode="plain")
+    peer.start()
+    print(f"\n4. send: {count} queued mails, one account, aiosmtpd peer, PostgreSQL")
+    first = None
+    try:
+        for workers in (1, 2, 4):
+            before = len(peer.received)
+            with scratch_database(admin) as url:
+                assert url is not None
+                cm = Installation(url, dovecot, Path(tempfile.mkdtemp()) / "home")
+                queue_mail(cm, peer, count)
+                start = time.monotonic()
+                cm.start_workers(workers)
+                done = functools.partial(peer_has, peer, before + count)
+                wait("all sent", done, 1800, every=0.2)
+                seconds = time.monotonic() - start
+                cm.stop_workers()
+                cm.db.dispose()
+            rate = count / seconds
+            first = first or rate
+            print(
+                f"   {workers} worker(s): {seconds:6.1f} s  {rate:7.0f} mail/s  "
+                f"ratio {rate / first:.2f}"
+            )
+    finally:
+        peer.stop()
+
+
+def peer_has(peer: SmtpPeer, total: int) -> bool:
+    return len(peer.received) >= total
+
+
+def queue_mail(cm: Installation, peer: SmtpPeer, count: int) -> None:
+    peer.add_login("office@example.com", "bench-password")
+    doc = {
+        "role": "global",
+        "is_default": True,
+        "name": "Office",
+        "email": "office@example.com",
+        "outgoing": {
+            "host": peer.host,
+            "port": peer.port,
+            "security": "none",
+            "same_credentials": False,
+            "password": "bench-password",
+        },
+    }
+    with cm.db.write() as session:
+        accounts.create_account(
+            session, AccountCreate.model_validate(doc), keys=cm.ctx.keys, allow_private=True
+        )
+        channel = add_channel(session, address="support@example.com").id
+    raw = wire_bytes(sample_message(subject="Printer broken"))
+    case_id = ingest_raw(cm.db, channel, raw, Source("api")).case_id
+    assert case_id is not None
+    with cm.db.write() as session:
+        for n in range(count):
+            mail = CaseMail(to=("ann@customer.example",), text=f"Update {n}.")
+            send_from_case(session, case_id, mail, give_up_after=timedelta(days=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--boxes", type=int, default=40)
     parser.add_argument("--per-box", type=int, default=100)
+    parser.add_argument("--send", type=int, default=1000)
     parser.add_argument(
         "--pg",
         default=os.environ.get("CASEMAIL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test"),
@@ -270,8 +346,11 @@ def main() -> None:
         with scratch_database(args.pg) as url:
             if url is None:
                 return
-            idle_memory(dovecot, url, args.idle)
-        ingest_throughput(dovecot, args.pg, args.boxes, args.per_box)
+            if args.idle:
+                idle_memory(dovecot, url, args.idle)
+        if args.boxes:
+            ingest_throughput(dovecot, args.pg, args.boxes, args.per_box)
+        send_throughput(dovecot, args.pg, tokens, args.send)
     finally:
         dovecot.stop()
         tokens.stop()

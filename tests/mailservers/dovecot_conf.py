@@ -49,6 +49,10 @@ auth_cache_size = 0
 default_process_limit = 2500
 default_client_limit = 5000
 mail_max_userip_connections = 50
+# Every IMAP process runs as one user, and the kernel gives a user 128 inotify instances
+# (fs.inotify.max_user_instances): past that, Dovecot stops watching Maildirs and an IDLE
+# session hears of new mail only at this check (default 30 s).
+mailbox_idle_check_interval = 1 secs
 
 service anvil {{
   unix_listener anvil-auth-penalty {{
