@@ -240,7 +240,7 @@ def ingest_throughput(dovecot: Dovecot, admin: str, boxes: int, per_box: int) ->
     corpus = make_corpus(boxes * per_box)
     total = boxes * per_box
     print(f"\n3. ingest: {boxes} mailboxes x {per_box} messages = {total}, PostgreSQL")
-    first = None
+    first: float | None = None
     for workers in (1, 2, 4):
         with scratch_database(admin) as url:
             assert url is not None
@@ -249,17 +249,31 @@ def ingest_throughput(dovecot: Dovecot, admin: str, boxes: int, per_box: int) ->
             for n, user in enumerate(users):
                 fill_maildir(dovecot, user, corpus[n * per_box : (n + 1) * per_box])
             cm.add_mailboxes(users, poll_interval_seconds=300)
-            start = time.monotonic()
-            cm.start_workers(workers)
-            wait("all cases", functools.partial(all_made, cm, total), 1800, every=0.5)
-            seconds = time.monotonic() - start
-            cm.stop_workers()
-            cm.db.dispose()
-        rate = total / seconds
-        first = first or rate
-        print(
-            f"   {workers} worker(s): {seconds:6.1f} s  {rate:7.0f} msg/s  ratio {rate / first:.2f}"
-        )
+            made = functools.partial(all_made, cm, total)
+            seconds = timed_run(cm, workers, "all cases", made, every=0.5)
+        first = report(workers, seconds, total, "msg/s", first)
+
+
+def timed_run(
+    cm: Installation, workers: int, what: str, done: Callable[[], bool], every: float
+) -> float:
+    """Seconds from starting ``workers`` worker processes until ``done`` (asked every
+    ``every`` seconds); then they stop."""
+    start = time.monotonic()
+    cm.start_workers(workers)
+    wait(what, done, 1800, every=every)
+    seconds = time.monotonic() - start
+    cm.stop_workers()
+    cm.db.dispose()
+    return seconds
+
+
+def report(workers: int, seconds: float, count: int, unit: str, first: float | None) -> float:
+    """Print one row; returns the one-worker rate the ratios are taken against."""
+    rate = count / seconds
+    first = first or rate
+    print(f"   {workers} worker(s): {seconds:6.1f} s  {rate:7.0f} {unit}  ratio {rate / first:.2f}")
+    return first
 
 
 def send_throughput(dovecot: Dovecot, admin: str, tokens: TokenIssuer, count: int) -> None:
@@ -268,7 +282,7 @@ def send_throughput(dovecot: Dovecot, admin: str, tokens: TokenIssuer, count: in
     peer = SmtpPeer(TestPKI(Path(tempfile.mkdtemp())), tokens, mode="plain")
     peer.start()
     print(f"\n4. send: {count} queued mails, one account, aiosmtpd peer, PostgreSQL")
-    first = None
+    first: float | None = None
     try:
         for workers in (1, 2, 4):
             before = len(peer.received)
@@ -276,19 +290,9 @@ def send_throughput(dovecot: Dovecot, admin: str, tokens: TokenIssuer, count: in
                 assert url is not None
                 cm = Installation(url, dovecot, Path(tempfile.mkdtemp()) / "home")
                 queue_mail(cm, peer, count)
-                start = time.monotonic()
-                cm.start_workers(workers)
                 done = functools.partial(peer_has, peer, before + count)
-                wait("all sent", done, 1800, every=0.2)
-                seconds = time.monotonic() - start
-                cm.stop_workers()
-                cm.db.dispose()
-            rate = count / seconds
-            first = first or rate
-            print(
-                f"   {workers} worker(s): {seconds:6.1f} s  {rate:7.0f} mail/s  "
-                f"ratio {rate / first:.2f}"
-            )
+                seconds = timed_run(cm, workers, "all sent", done, every=0.2)
+            first = report(workers, seconds, count, "mail/s", first)
     finally:
         peer.stop()
 
