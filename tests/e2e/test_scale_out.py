@@ -11,7 +11,7 @@ import smtplib
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,9 @@ from casemail.bootstrap import build_context
 from casemail.channels.service import add_channel
 from casemail.config import Settings
 from casemail.db import Database
-from casemail.db.models import MailboxLease, Message, QuarantineEntry, WorkerProcess
+from casemail.db.models import Account, MailboxLease, Message, QuarantineEntry, WorkerProcess
 from casemail.workers.leases import LEASE
+from tests.conftest import _reset_pg
 from tests.e2e.test_serve_mailboxes import Casemail, Process, own_dovecot
 from tests.imapsupport import mailbox_account_doc
 from tests.mailservers import Dovecot, MailUser
@@ -44,8 +45,6 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
 
 @pytest.fixture
 def installation(pg_url: str, tmp_path: Path, dovecot: Dovecot) -> Iterator[Casemail]:
-    from tests.conftest import _reset_pg
-
     database = Database.from_url(pg_url)
     _reset_pg(database)
     database.dispose()
@@ -105,9 +104,9 @@ def _worker_ids(db: Database) -> dict[int, str]:
         return {int(pid): str(worker) for pid, worker in rows}
 
 
-def _wait(what: str, check: object, seconds: float, cm: Casemail) -> float:
+def _wait(what: str, check: Callable[[], bool], seconds: float, cm: Casemail) -> float:
     start = time.monotonic()
-    while not check():  # type: ignore[operator]
+    while not check():
         if time.monotonic() - start > seconds:
             raise AssertionError(f"not within {seconds} s: {what}\n{cm.logs()[-6000:]}")
         time.sleep(0.25)
@@ -128,8 +127,6 @@ def _deliver_all(
 
 
 def _missing(db: Database, ids: list[str], orphans: set[int]) -> str:
-    from casemail.db.models import Account
-
     found = set(_accounted(db)[0])
     lost = [(n % MAILBOXES, i) for n, i in enumerate(ids) if i not in found]
     lines = [f"{len(lost)} of {len(ids)} not stored"]

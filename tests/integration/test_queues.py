@@ -131,10 +131,9 @@ def test_a_notification_from_another_host_wakes_the_listening_worker(db: Databas
     """The listening connection rings this process's bell for a NOTIFY sent by any other
     connection (another host's API or listener): here a bare psycopg connection."""
     _postgresql_only(db)
-    conninfo = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     def other_host() -> None:
-        with psycopg.connect(conninfo, autocommit=True) as connection:
+        with psycopg.connect(wakeup.conninfo(db), autocommit=True) as connection:
             connection.execute("SELECT pg_notify('casemail_inbound', '')")
 
     async def scenario() -> tuple[bool, bool]:

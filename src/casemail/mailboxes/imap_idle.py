@@ -42,7 +42,6 @@ log = logging.getLogger("casemail.mailboxes")
 
 RFC2177_LIMIT = 29 * 60.0  # the most a single IDLE may last
 IDLE_RESTART_SECONDS = 25 * 60.0  # the default: well before the limit, whatever the latency
-STOP_CHECK_SECONDS = 0.25  # how soon a stop request is noticed
 STOP_GRACE_SECONDS = 2.0  # at a stop, how long DONE and LOGOUT may take before hanging up
 _NEW_MAIL = re.compile(rb"^\* (\d+) (EXISTS|RECENT)\b", re.IGNORECASE)
 _BYE = re.compile(rb"^\* BYE\b", re.IGNORECASE)
@@ -126,8 +125,8 @@ async def in_own_thread(work: Callable[[], None], name: str) -> None:
 class Halt(threading.Event):
     """A stop request a waiting socket poll hears at once: ``set`` also writes to a pipe the
     poll watches beside the connection. An idle watcher then sleeps until the server speaks
-    or it is stopped, instead of waking every ``STOP_CHECK_SECONDS`` to look (a thousand
-    watchers waking four times a second kept a worker busy doing nothing)."""
+    or it is stopped, instead of waking every so often to look (a thousand watchers waking
+    four times a second kept a worker busy doing nothing)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -153,7 +152,7 @@ class Halt(threading.Event):
 
 def idle_loop(
     job: MailboxJob,
-    stop: threading.Event,
+    stop: Halt,
     *,
     max_idle_seconds: float = IDLE_RESTART_SECONDS,
     poll_seconds: float | None = None,
@@ -190,7 +189,7 @@ class _Gate:
 
 def _watch(
     job: MailboxJob,
-    stop: threading.Event,
+    stop: Halt,
     gate: _Gate,
     max_idle_seconds: float,
     poll_seconds: float | None,
@@ -233,7 +232,7 @@ def _sync(job: MailboxJob, on_wake: Callable[[], None] | None) -> None:
         on_wake()
 
 
-def _idle_once(client: Any, endpoint: Endpoint, stop: threading.Event, seconds: float) -> bool:
+def _idle_once(client: Any, endpoint: Endpoint, stop: Halt, seconds: float) -> bool:
     """One IDLE command: until new mail, ``stop`` or ``seconds``; True if mail arrived."""
     with talking(endpoint, "waiting for new mail (IDLE)"):
         client.idle()
@@ -258,7 +257,7 @@ def _hang_up(client: Any, endpoint: Endpoint) -> None:
             client.shutdown()
 
 
-def _wait_for_mail(client: Any, stop: threading.Event, deadline: float) -> bool:
+def _wait_for_mail(client: Any, stop: Halt, deadline: float) -> bool:
     news = False
     while not stop.is_set():
         if _buffered(client):
@@ -267,11 +266,8 @@ def _wait_for_mail(client: Any, stop: threading.Event, deadline: float) -> bool:
         left = deadline - time.monotonic()
         if news or left <= 0:
             return news  # with every line received so far read
-        if isinstance(stop, Halt):
-            # Woken by the server or by the stop pipe; only the server's line is read.
-            if _readable(client.socket(), left, also=stop.fileno()) and not stop.is_set():
-                news = _read_line(client) or news
-        elif _readable(client.socket(), min(left, STOP_CHECK_SECONDS)):
+        # Woken by the server or by the stop pipe; only the server's line is read.
+        if _readable(client.socket(), left, stop) and not stop.is_set():
             news = _read_line(client) or news
     return news
 
@@ -314,12 +310,11 @@ def _buffered(client: Any) -> bool:
         sock.settimeout(timeout)
 
 
-def _readable(sock: socket.socket, timeout: float, *, also: int | None = None) -> bool:
-    """The socket (or ``also``, a stop pipe) has something to read within ``timeout``."""
+def _readable(sock: socket.socket, timeout: float, stop: Halt) -> bool:
+    """The socket (or the stop pipe) has something to read within ``timeout``."""
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
-    if also is not None:
-        poller.register(also, select.POLLIN)
+    poller.register(stop.fileno(), select.POLLIN)
     return bool(poller.poll(timeout * 1000))
 
 

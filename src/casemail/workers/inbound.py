@@ -7,27 +7,15 @@ a worker wakes when such mail is announced (``wakeup``), else every
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from casemail.bootstrap import AppContext
 from casemail.workers import wakeup
-from casemail.workers.jobs import REPROCESS_BATCH, reprocess_pending
-
-log = logging.getLogger("casemail.workers")
+from casemail.workers.jobs import reprocess_pending
 
 
 async def run_inbound(ctx: AppContext, stop: asyncio.Event) -> None:
-    woken = wakeup.bell.subscribe("inbound")
+    async def one_round() -> int:
+        return await asyncio.to_thread(reprocess_pending, ctx.db, ctx.ingest_options)
+
     interval = ctx.settings.worker_interval_seconds
-    try:
-        while not stop.is_set():
-            handled = 0
-            try:
-                handled = await asyncio.to_thread(reprocess_pending, ctx.db, ctx.ingest_options)
-            except Exception:
-                log.exception("processing stored mail failed; trying again in %.0f s", interval)
-            if handled == REPROCESS_BATCH:
-                continue  # more may be waiting
-            await wakeup.nap(stop, woken, interval)
-    finally:
-        wakeup.bell.unsubscribe("inbound", woken)
+    await wakeup.work_rounds(stop, "inbound", interval, one_round, "processing stored mail failed")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Literal, get_args
 
 import psycopg
@@ -85,6 +86,31 @@ def announce(session: Session, topic: Topic) -> None:
     event.listen(session, "after_commit", after_commit, once=True)
 
 
+async def work_rounds(
+    stop: asyncio.Event,
+    topic: Topic,
+    interval: float,
+    one_round: Callable[[], Awaitable[int]],
+    failed: str,
+) -> None:
+    """Until ``stop``: rounds back to back while they find work (``one_round`` returns how
+    much it handled); idle, sleep until ``topic`` is rung or ``interval`` passes. A round
+    that fails is logged (``failed`` says what) and tried again after the interval: the
+    claims it held come back when they expire."""
+    woken = bell.subscribe(topic)
+    try:
+        while not stop.is_set():
+            handled = 0
+            try:
+                handled = await one_round()
+            except Exception:
+                log.exception("%s; trying again in %.0f s", failed, interval)
+            if not handled:
+                await nap(stop, woken, interval)
+    finally:
+        bell.unsubscribe(topic, woken)
+
+
 async def nap(stop: asyncio.Event, woken: asyncio.Event | None, seconds: float) -> None:
     """Sleep up to ``seconds``; sooner when stopped or woken (which is then cleared)."""
     waits = [asyncio.ensure_future(stop.wait())]
@@ -104,11 +130,10 @@ async def listen(db: Database, stop: asyncio.Event) -> None:
     reconnect with a growing pause when the connection breaks. Nothing to do on SQLite."""
     if db.engine.dialect.name != "postgresql":
         return
-    conninfo = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     failures = 0
     while not stop.is_set():
         try:
-            await _listen_once(conninfo, stop)
+            await _listen_once(conninfo(db), stop)
             return
         except (psycopg.Error, OSError) as exc:
             pause = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
@@ -121,8 +146,13 @@ async def listen(db: Database, stop: asyncio.Event) -> None:
             await nap(stop, None, pause)
 
 
-async def _listen_once(conninfo: str, stop: asyncio.Event) -> None:
-    connection = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+def conninfo(db: Database) -> str:
+    """psycopg's connection string for the database behind SQLAlchemy's URL."""
+    return db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _listen_once(url: str, stop: asyncio.Event) -> None:
+    connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
     async with connection:
         for topic in TOPICS:
             await connection.execute(f"LISTEN {channel_name(topic)}")
